@@ -1,0 +1,105 @@
+"""Softmax (CLIP/LiT) and sigmoid (SigLIP) contrastive losses over the global batch.
+
+Distribution lives here and in the trainer, nowhere else. Inside `strategy.run`, each replica
+scores *its own rows* against the embeddings *all-gathered from every replica* (the global batch),
+with a differentiable gather (`ReplicaContext.all_gather`, whose backward is an all-reduce-sum and a
+slice). Each replica returns its local mean loss; the global loss is the mean over replicas, and
+the training step divides by the replica count before summing gradients. This gives exactly the
+loss and gradients of one device on the concatenated batch (verified in the tests), the scheme of
+big_vision's LiT loss. A stop-gradient gather would be wrong: local-rows-only gives wrong tower
+gradients, and the full N×N loss on every replica multiplies the temperature gradient by N.
+
+Outside any strategy (or with one replica) the functions are the ordinary single-device losses.
+Set `global_batch=False` for the per-replica ("local") loss the paper compares against.
+"""
+import tensorflow as tf
+
+
+def _replica_gather(x, global_batch):
+  """Returns (all replicas' rows concatenated, offset of this replica's rows in them)."""
+  ctx = tf.distribute.get_replica_context()
+  if not global_batch or ctx is None or ctx.num_replicas_in_sync == 1:
+    return x, tf.constant(0, tf.int32)
+  gathered = ctx.all_gather(x, axis=0)
+  replica_id = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+  return gathered, replica_id * tf.shape(x)[0]
+
+
+def _accuracy(logits, labels):
+  pred = tf.argmax(logits, axis=-1, output_type=tf.int32)
+  return tf.reduce_mean(tf.cast(tf.equal(pred, labels), tf.float32))
+
+
+def softmax_contrastive_loss(zimg, ztxt, logit_scale, logit_bias=None, global_batch=True):
+  """½ (CE image→text + CE text→image) with logits = zimg·ztxtᵀ·scale, over the global batch.
+
+  Args:
+    zimg, ztxt: this replica's L2-normalised embeddings [b, d].
+    logit_scale: exp(t), the learned inverse temperature (scalar).
+    logit_bias: ignored unless given (LiT's softmax loss has no bias); added to the logits.
+    global_batch: score against all replicas' embeddings (True, LiT) or only the local ones.
+
+  Returns:
+    (loss, metrics): this replica's mean loss (scalar float32) and a dict of scalars:
+    "i2t_acc", "t2i_acc" (in-batch top-1 over the global batch), "temperature" (= logit_scale).
+  """
+  zimg = tf.cast(zimg, tf.float32)
+  ztxt = tf.cast(ztxt, tf.float32)
+  all_img, offset = _replica_gather(zimg, global_batch)
+  all_txt, _ = _replica_gather(ztxt, global_batch)
+  labels = offset + tf.range(tf.shape(zimg)[0], dtype=tf.int32)
+  logits_i2t = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale
+  logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale
+  if logit_bias is not None:
+    logits_i2t += logit_bias
+    logits_t2i += logit_bias
+  ce = tf.nn.sparse_softmax_cross_entropy_with_logits
+  loss_i2t = tf.reduce_mean(ce(labels=labels, logits=logits_i2t))
+  loss_t2i = tf.reduce_mean(ce(labels=labels, logits=logits_t2i))
+  loss = 0.5 * (loss_i2t + loss_t2i)
+  metrics = {
+      "i2t_acc": _accuracy(logits_i2t, labels),
+      "t2i_acc": _accuracy(logits_t2i, labels),
+      "temperature": tf.convert_to_tensor(logit_scale, tf.float32),
+  }
+  return loss, metrics
+
+
+def sigmoid_contrastive_loss(zimg, ztxt, logit_scale, logit_bias, global_batch=True):
+  """SigLIP's pairwise sigmoid loss over the global batch.
+
+  loss = −(1/B) Σ_ij log σ(y_ij · (scale · zimg_i·ztxt_j + bias)), y = +1 on matching pairs and
+  −1 elsewhere, B the global batch. Each replica computes its rows' share, normalised so that the
+  mean over replicas is the one-device loss on the concatenated batch.
+
+  Returns:
+    (loss, metrics) as for `softmax_contrastive_loss`, plus "bias".
+  """
+  if logit_bias is None:
+    raise ValueError("the sigmoid loss needs a learned bias: build LiTModel(use_bias=True)")
+  zimg = tf.cast(zimg, tf.float32)
+  ztxt = tf.cast(ztxt, tf.float32)
+  all_img, offset = _replica_gather(zimg, global_batch)
+  all_txt, _ = _replica_gather(ztxt, global_batch)
+  b = tf.shape(zimg)[0]
+  labels = offset + tf.range(b, dtype=tf.int32)
+  logits = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale + logit_bias
+  signs = 2.0 * tf.one_hot(labels, tf.shape(all_txt)[0], dtype=tf.float32) - 1.0
+  loss = -tf.reduce_sum(tf.math.log_sigmoid(signs * logits)) / tf.cast(b, tf.float32)
+  logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale + logit_bias
+  metrics = {
+      "i2t_acc": _accuracy(logits, labels),
+      "t2i_acc": _accuracy(logits_t2i, labels),
+      "temperature": tf.convert_to_tensor(logit_scale, tf.float32),
+      "bias": tf.convert_to_tensor(logit_bias, tf.float32),
+  }
+  return loss, metrics
+
+
+LOSSES = {"softmax": softmax_contrastive_loss, "sigmoid": sigmoid_contrastive_loss}
+
+
+def get_loss(name):
+  if name not in LOSSES:
+    raise ValueError(f"Unknown loss {name!r}; expected one of {sorted(LOSSES)}")
+  return LOSSES[name]

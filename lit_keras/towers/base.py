@@ -1,0 +1,63 @@
+"""The tower contract shared by image and text towers: the paper's L / U / u states."""
+import tf_keras
+
+PACKAGE = "lit_keras"
+
+# The paper's letters (LiT §3): L = pretrained and locked, U = pretrained and unlocked (trained),
+# u = randomly initialised and trained.
+LOCKED, UNLOCKED, SCRATCH = "L", "U", "u"
+STATES = (LOCKED, UNLOCKED, SCRATCH)
+
+
+def parse_setting(setting):
+  """Splits a two-letter setting such as "Lu" into (image_state, text_state), validating both."""
+  if not isinstance(setting, str) or len(setting) != 2 or any(c not in STATES for c in setting):
+    raise ValueError(
+        f"Invalid setting {setting!r}: expected two letters from {STATES}, image tower first "
+        "(e.g. 'Lu' = locked pretrained image tower + text tower trained from scratch).")
+  return setting[0], setting[1]
+
+
+def validate_state(state, allowed=STATES, what="tower"):
+  if state not in allowed:
+    raise ValueError(f"Invalid state {state!r} for {what}: expected one of {allowed} "
+                     "(L = pretrained+locked, U = pretrained+trained, u = random init+trained).")
+  return state
+
+
+class Tower(tf_keras.layers.Layer):
+  """Base class of all towers.
+
+  A tower in state "L" is created with `trainable=False` (so it has zero trainable weights and
+  no optimizer ever sees it) and is always run with `training=False` (frozen BatchNorm statistics,
+  no dropout). Because none of its variables is watched by a `GradientTape`, the tape records none
+  of its ops and its backward pass is never built — not merely discarded.
+
+  Subclasses implement `encode(inputs, training)` and add their own constructor arguments.
+  """
+
+  allowed_states = STATES
+
+  def __init__(self, state=LOCKED, **kwargs):
+    kwargs.pop("trainable", None)  # The state decides; a stored `trainable` must not override it.
+    validate_state(state, self.allowed_states, type(self).__name__)
+    super().__init__(trainable=state != LOCKED, **kwargs)
+    self.state = state
+
+  @property
+  def locked(self):
+    return self.state == LOCKED
+
+  def call(self, inputs, training=None):
+    if self.locked:
+      training = False
+    return self.encode(inputs, training=training)
+
+  def encode(self, inputs, training=None):
+    raise NotImplementedError
+
+  def get_config(self):
+    config = super().get_config()
+    config.pop("trainable", None)
+    config["state"] = self.state
+    return config

@@ -1,0 +1,156 @@
+"""Text towers: a TF-Hub BERT preprocess+encoder pair, or a BertEncoder trained from scratch."""
+import tensorflow as tf
+import tensorflow_hub as hub
+import tensorflow_text  # noqa: F401  (registers the ops that hub BERT preprocessors use)
+import tf_keras
+
+from lit_keras.towers import base
+from lit_keras.towers import tokenizers
+
+BERT_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
+POOLINGS = ("pooled", "cls", "mean")
+
+
+def _pool(outputs, mask, pooling):
+  """outputs: the BERT encoder dict; mask: int [b, L]."""
+  if pooling == "pooled":
+    return outputs["pooled_output"]
+  seq = outputs["sequence_output"]
+  if pooling == "cls":
+    return seq[:, 0]
+  mask = tf.cast(mask, seq.dtype)[:, :, None]
+  return tf.reduce_sum(seq * mask, axis=1) / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
+
+
+def _check_pooling(pooling):
+  if pooling not in POOLINGS:
+    raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+  return pooling
+
+
+class _TextTower(base.Tower):
+  """Accepts raw strings `[batch]` or already tokenized BERT inputs (a dict).
+
+  Tokenizing in the tf.data pipeline (`tower.tokenize` in `Dataset.map`) keeps string ops off the
+  accelerator (TPUs cannot run them); passing strings is convenient on CPU and in exports.
+  """
+
+  def tokenize(self, strings):
+    raise NotImplementedError
+
+  def _inputs(self, inputs):
+    if isinstance(inputs, dict):
+      missing = [k for k in BERT_INPUT_KEYS if k not in inputs]
+      if missing:
+        raise ValueError(f"tokenized text inputs lack {missing}")
+      return {k: inputs[k] for k in BERT_INPUT_KEYS}
+    return self.tokenize(inputs)
+
+
+@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
+class HubBertTextTower(_TextTower):
+  """A pretrained BERT from a TF-Hub preprocess + encoder pair (handles or local paths).
+
+  The public TF-Hub BERT interface: the preprocessor maps strings to `input_word_ids`,
+  `input_mask`, `input_type_ids`; the encoder returns `pooled_output` and `sequence_output`.
+  The preprocessor is re-packed to `seq_length` tokens (LiT uses 16) via its `tokenize` and
+  `bert_pack_inputs` functions. The config stores the handles, never the weights.
+
+  Args:
+    preprocess_handle: handle or path of the preprocessor SavedModel.
+    encoder_handle: handle or path of the encoder SavedModel.
+    state: "L" or "U" (a hub encoder is pretrained; for "u" use `BertTextTower`).
+    pooling: "pooled" (the encoder's pooler), "cls" or "mean" (masked mean of the tokens).
+    seq_length: number of tokens, special tokens included.
+  """
+
+  allowed_states = (base.LOCKED, base.UNLOCKED)
+
+  def __init__(self, preprocess_handle, encoder_handle, state=base.LOCKED, pooling="pooled",
+               seq_length=16, **kwargs):
+    super().__init__(state=state, **kwargs)
+    self.preprocess_handle = preprocess_handle
+    self.encoder_handle = encoder_handle
+    self.pooling = _check_pooling(pooling)
+    self.seq_length = int(seq_length)
+    preprocessor = hub.load(preprocess_handle)
+    self._tokenize = hub.KerasLayer(preprocessor.tokenize, name="tokenize")
+    self._pack = hub.KerasLayer(preprocessor.bert_pack_inputs,
+                                arguments=dict(seq_length=self.seq_length), name="pack")
+    self.encoder = hub.KerasLayer(encoder_handle, trainable=not self.locked, name="encoder")
+
+  def tokenize(self, strings):
+    strings = tokenizers._clean_strings(strings)  # pylint: disable=protected-access
+    packed = self._pack([self._tokenize(strings)])
+    return {k: tf.cast(packed[k], tf.int32) for k in BERT_INPUT_KEYS}
+
+  def encode(self, inputs, training=None):
+    inputs = self._inputs(inputs)
+    outputs = self.encoder(inputs, training=training)
+    return _pool(outputs, inputs["input_mask"], self.pooling)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(preprocess_handle=self.preprocess_handle, encoder_handle=self.encoder_handle,
+                  pooling=self.pooling, seq_length=self.seq_length)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
+class BertTextTower(_TextTower):
+  """A BERT text tower trained from scratch (the paper's "u" text state).
+
+  tf-models-official `BertEncoder` with a tensorflow_text tokenizer (`WordPieceTokenizer` or
+  `SentencePieceTokenizer`, passed as an instance). `max_sequence_length` is the tokenizer's.
+
+  Args:
+    tokenizer: a tokenizer layer from `lit_keras.towers.tokenizers`.
+    hidden_size, num_layers, num_heads, inner_dim: encoder shape.
+    pooling: "cls" (default), "mean" or "pooled" (BERT's tanh pooler on [CLS]).
+    dropout_rate: dropout inside the encoder.
+    inner_activation: activation of the feed-forward layers.
+  """
+
+  allowed_states = (base.SCRATCH,)
+
+  def __init__(self, tokenizer, hidden_size=256, num_layers=4, num_heads=4, inner_dim=1024,
+               pooling="cls", dropout_rate=0.0, inner_activation="gelu", state=base.SCRATCH,
+               **kwargs):
+    super().__init__(state=state, **kwargs)
+    from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
+    if isinstance(tokenizer, dict):
+      tokenizer = tf_keras.layers.deserialize(tokenizer)
+    self.tokenizer = tokenizer
+    self.hidden_size = int(hidden_size)
+    self.num_layers = int(num_layers)
+    self.num_heads = int(num_heads)
+    self.inner_dim = int(inner_dim)
+    self.pooling = _check_pooling(pooling)
+    self.dropout_rate = float(dropout_rate)
+    self.inner_activation = inner_activation
+    self.encoder = networks.BertEncoder(
+        vocab_size=tokenizer.vocab_size, hidden_size=self.hidden_size,
+        num_layers=self.num_layers, num_attention_heads=self.num_heads,
+        inner_dim=self.inner_dim, inner_activation=inner_activation,
+        max_sequence_length=tokenizer.seq_length, type_vocab_size=2,
+        output_dropout=self.dropout_rate, attention_dropout=self.dropout_rate,
+        dict_outputs=True)
+    if self.pooling != "pooled":
+      # The tanh pooler is not part of the output: keep its weights out of the optimizer.
+      self.encoder.pooler_layer.trainable = False
+
+  def tokenize(self, strings):
+    return self.tokenizer(strings)
+
+  def encode(self, inputs, training=None):
+    inputs = self._inputs(inputs)
+    outputs = self.encoder(inputs, training=training)
+    return _pool(outputs, inputs["input_mask"], self.pooling)
+
+  def get_config(self):
+    config = super().get_config()
+    config.update(tokenizer=tf_keras.layers.serialize(self.tokenizer),
+                  hidden_size=self.hidden_size, num_layers=self.num_layers,
+                  num_heads=self.num_heads, inner_dim=self.inner_dim, pooling=self.pooling,
+                  dropout_rate=self.dropout_rate, inner_activation=self.inner_activation)
+    return config

@@ -1,0 +1,123 @@
+"""Tokenizers that turn strings into the BERT encoder inputs, inside tf.data or inside a model.
+
+Both produce the public BERT interface that TF-Hub preprocessors produce:
+`{"input_word_ids", "input_mask", "input_type_ids"}`, int32 `[batch, seq_length]`, laid out as
+`[CLS] pieces… [SEP] [PAD]…`. Over-long texts are truncated (never an error), empty texts give
+`[CLS] [SEP]`, invalid UTF-8 is replaced rather than raising. The layers hold no variables, so they
+run in `Dataset.map` as well as in a model or an exported SavedModel.
+"""
+import tensorflow as tf
+import tensorflow_text as tf_text
+import tf_keras
+
+PACKAGE = "lit_keras"
+
+
+def _read_lines(path):
+  with tf.io.gfile.GFile(path, "r") as f:
+    return [line.rstrip("\n") for line in f]
+
+
+def _clean_strings(strings):
+  strings = tf.convert_to_tensor(strings, dtype=tf.string)
+  # Invalid UTF-8 must not crash the input pipeline: replace bad bytes with U+FFFD.
+  return tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace",
+                                      replace_control_characters=False)
+
+
+def _pack(pieces, seq_length, start_id, end_id):
+  """[CLS] pieces[:seq_length-2] [SEP], padded to seq_length (static shape)."""
+  trimmed = tf_text.RoundRobinTrimmer(max_seq_length=seq_length - 2).trim([pieces])
+  ids, type_ids = tf_text.combine_segments(trimmed, start_of_sequence_id=start_id,
+                                           end_of_segment_id=end_id)
+  word_ids, mask = tf_text.pad_model_inputs(ids, max_seq_length=seq_length)
+  type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
+  return {
+      "input_word_ids": tf.cast(word_ids, tf.int32),
+      "input_mask": tf.cast(mask, tf.int32),
+      "input_type_ids": tf.cast(type_ids, tf.int32),
+  }
+
+
+@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+class WordPieceTokenizer(tf_keras.layers.Layer):
+  """BERT WordPiece tokenization (tensorflow_text `FastBertTokenizer`) with packing.
+
+  Args:
+    vocabulary: path of a BERT `vocab.txt` (one token per line) or a list of tokens. Must
+      contain `[PAD]` (id 0), `[UNK]`, `[CLS]`, `[SEP]`.
+    seq_length: output length, special tokens included (LiT: 16 tokens are enough).
+    lower_case: lower-case and strip accents (uncased vocabularies).
+  """
+
+  def __init__(self, vocabulary, seq_length=16, lower_case=True, **kwargs):
+    super().__init__(trainable=False, **kwargs)
+    self.vocabulary = vocabulary
+    self.seq_length = int(seq_length)
+    self.lower_case = bool(lower_case)
+    tokens = _read_lines(vocabulary) if isinstance(vocabulary, str) else list(vocabulary)
+    for special in ("[PAD]", "[UNK]", "[CLS]", "[SEP]"):
+      if special not in tokens:
+        raise ValueError(f"WordPiece vocabulary lacks the special token {special}")
+    if tokens[0] != "[PAD]":
+      raise ValueError("WordPiece vocabulary must have [PAD] at id 0")
+    if self.seq_length < 2:
+      raise ValueError("seq_length must be at least 2 ([CLS] and [SEP])")
+    self.vocab_size = len(tokens)
+    self.special_ids = {t: tokens.index(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")}
+    self._tokenizer = tf_text.FastBertTokenizer(
+        vocab=tokens, token_out_type=tf.int64, lower_case_nfd_strip_accents=self.lower_case)
+
+  def call(self, strings):
+    pieces = self._tokenizer.tokenize(_clean_strings(strings))  # [b, (pieces)]
+    return _pack(pieces, self.seq_length, self.special_ids["[CLS]"], self.special_ids["[SEP]"])
+
+  def get_config(self):
+    config = super().get_config()
+    config.pop("trainable", None)
+    config.update(vocabulary=self.vocabulary, seq_length=self.seq_length,
+                  lower_case=self.lower_case)
+    return config
+
+
+@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+class SentencePieceTokenizer(tf_keras.layers.Layer):
+  """SentencePiece tokenization (tensorflow_text) for multilingual vocabularies.
+
+  Handles scripts without spaces (Japanese, Chinese, Thai) since SentencePiece needs no
+  pre-tokenization. Layout: `[BOS] pieces… [EOS] [PAD]…`, using the model's own bos/eos/pad ids.
+
+  Args:
+    model_file: path of a trained SentencePiece `.model` file. The model must define bos, eos and
+      pad pieces (e.g. trained with `pad_id=0, unk_id=1, bos_id=2, eos_id=3`).
+    seq_length: output length, special tokens included.
+  """
+
+  def __init__(self, model_file, seq_length=16, **kwargs):
+    super().__init__(trainable=False, **kwargs)
+    import sentencepiece  # pylint: disable=g-import-not-at-top
+    self.model_file = model_file
+    self.seq_length = int(seq_length)
+    with tf.io.gfile.GFile(model_file, "rb") as f:
+      proto = f.read()
+    sp = sentencepiece.SentencePieceProcessor(model_proto=proto)
+    ids = {"pad": sp.pad_id(), "bos": sp.bos_id(), "eos": sp.eos_id()}
+    missing = [k for k, v in ids.items() if v < 0]
+    if missing:
+      raise ValueError(f"SentencePiece model {model_file} defines no {missing} id(s); train it "
+                       "with e.g. pad_id=0, unk_id=1, bos_id=2, eos_id=3.")
+    if ids["pad"] != 0:
+      raise ValueError("SentencePiece model must use pad_id=0 (the BERT encoder's padding id)")
+    self.vocab_size = sp.get_piece_size()
+    self.special_ids = ids
+    self._tokenizer = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int64)
+
+  def call(self, strings):
+    pieces = self._tokenizer.tokenize(_clean_strings(strings))
+    return _pack(pieces, self.seq_length, self.special_ids["bos"], self.special_ids["eos"])
+
+  def get_config(self):
+    config = super().get_config()
+    config.pop("trainable", None)
+    config.update(model_file=self.model_file, seq_length=self.seq_length)
+    return config

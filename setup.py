@@ -1,0 +1,38 @@
+"""lit_keras: LiT (Locked-image Tuning) for TensorFlow / tf_keras."""
+import setuptools
+
+# The verified stack (see README "Stack"): tf-models-official 2.20 pins tensorflow~=2.20.0, and
+# tensorflow-model-optimization (pulled by tfm) wants absl-py~=1.2.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tf-keras==2.20.1",
+    "tensorflow-text==2.20.1",
+    "tensorflow-hub==0.16.1",
+    "tf-models-official==2.20.0",
+    "absl-py>=1.4,<2",
+    "ml_collections",
+    "numpy",
+    "pillow",
+]
+
+EXTRAS_REQUIRE = {
+    "test": [
+        "pytest",
+        "scikit-learn",
+        "scikit-image",
+        "safetensors",
+    ],
+}
+
+setuptools.setup(
+    name="lit_keras",
+    version="0.1.0",
+    description="LiT: Locked-image text Tuning for TensorFlow / tf_keras",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["lit_keras", "lit_keras.*"]),
+    python_requires=">=3.10",
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
+    license="Apache-2.0",
+)
