@@ -1,5 +1,6 @@
 """The tower contract shared by image and text towers: the paper's L / U / u states."""
 import tf_keras
+from tensorflow.python.eager import record  # pylint: disable=g-direct-tensorflow-import
 
 PACKAGE = "lit_keras"
 
@@ -30,8 +31,8 @@ class Tower(tf_keras.layers.Layer):
 
   A tower in state "L" is created with `trainable=False` (so it has zero trainable weights and
   no optimizer ever sees it) and is always run with `training=False` (frozen BatchNorm statistics,
-  no dropout). Because none of its variables is watched by a `GradientTape`, the tape records none
-  of its ops and its backward pass is never built — not merely discarded.
+  no dropout). Its forward pass runs with tape recording stopped, so no `GradientTape` records its
+  ops, keeps its activations or builds its backward pass — not merely discards it.
 
   Subclasses implement `encode(inputs, training)` and add their own constructor arguments.
   """
@@ -50,7 +51,11 @@ class Tower(tf_keras.layers.Layer):
 
   def call(self, inputs, training=None):
     if self.locked:
-      training = False
+      # No tape may record a locked tower: hub SavedModel variables keep `trainable=True` as tf
+      # Variables even when the Keras layer is frozen, so a default tape would watch them and
+      # keep the tower's activations for a backward pass that is never wanted.
+      with record.stop_recording():
+        return self.encode(inputs, training=False)
     return self.encode(inputs, training=training)
 
   def encode(self, inputs, training=None):

@@ -110,7 +110,7 @@ class SentencePieceTokenizer(tf_keras.layers.Layer):
       raise ValueError("SentencePiece model must use pad_id=0 (the BERT encoder's padding id)")
     self.vocab_size = sp.get_piece_size()
     self.special_ids = ids
-    self._tokenizer = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int64)
+    self._tokenizer = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
 
   def call(self, strings):
     pieces = self._tokenizer.tokenize(_clean_strings(strings))

@@ -12,8 +12,9 @@ TPUStrategy:
 - the reported loss is the mean of the replicas' local losses, i.e. the true global loss, not a
   multiple of it (tf_keras `fit` would SUM returned values on MirroredStrategy).
 
-Locked towers hold no trainable variables; the tape watches only trainable variables, so the
-locked tower's ops are never recorded and its backward pass is never built.
+Locked towers hold no trainable variables and run with tape recording stopped; the tape watches
+only the model's trainable variables, so a locked tower's ops are never recorded, its activations
+are not kept and its backward pass is never built.
 """
 from absl import logging
 import tensorflow as tf
@@ -56,7 +57,10 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
     ctx = tf.distribute.get_replica_context()
     num_replicas = ctx.num_replicas_in_sync
     variables = model.trainable_variables
-    with tf.GradientTape() as tape:
+    # Watch exactly the Keras-trainable variables (hub SavedModel variables stay `trainable` as tf
+    # Variables inside a frozen hub.KerasLayer; a default tape would watch them too).
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(variables)
       loss, metrics = compute_loss(model, batch, loss_fn, training=True)
       scaled_loss = loss / num_replicas
     grads = tape.gradient(scaled_loss, variables)
