@@ -32,14 +32,18 @@ class ProjectionHead(tf_keras.layers.Layer):
     self.hidden_dims = tuple(int(d) for d in hidden_dims)
     self.activation = activation
     self.use_bias = use_bias
-    self.kernel_initializer = tf_keras.initializers.get(kernel_initializer)
+    self.kernel_initializer = tf_keras.initializers.serialize(
+        tf_keras.initializers.get(kernel_initializer))
+    # A fresh initializer instance per layer: one unseeded instance reused would give every
+    # same-shaped layer identical initial weights.
+    new_init = lambda: tf_keras.initializers.deserialize(self.kernel_initializer)
     self._hidden = [
         tf_keras.layers.Dense(d, activation=activation, use_bias=use_bias,
-                              kernel_initializer=self.kernel_initializer, name=f"hidden_{i}")
+                              kernel_initializer=new_init(), name=f"hidden_{i}")
         for i, d in enumerate(self.hidden_dims)
     ]
     self._out = tf_keras.layers.Dense(self.output_dim, use_bias=use_bias,
-                                      kernel_initializer=self.kernel_initializer, name="out")
+                                      kernel_initializer=new_init(), name="out")
 
   def call(self, x):
     for layer in self._hidden:
@@ -53,6 +57,6 @@ class ProjectionHead(tf_keras.layers.Layer):
         hidden_dims=list(self.hidden_dims),
         activation=self.activation,
         use_bias=self.use_bias,
-        kernel_initializer=tf_keras.initializers.serialize(self.kernel_initializer),
+        kernel_initializer=self.kernel_initializer,
     )
     return config

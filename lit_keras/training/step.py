@@ -40,7 +40,8 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
   """Builds the distributed training step.
 
   Args:
-    model: a `LiTModel` (or any model with the same output dict), built under `strategy.scope()`.
+    model: a `LiTModel` (or any model with the same output dict), created under
+      `strategy.scope()` and already built (called once on a batch).
     optimizer: a tf_keras optimizer, created under `strategy.scope()`.
     loss_fn: `(zimg, ztxt, logit_scale, logit_bias) -> (loss, metrics)`, e.g. from `get_loss`.
     strategy: the `tf.distribute` strategy (default: the current one).
@@ -52,6 +53,12 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
     scalar tensors: "loss", "grad_norm", and the loss's metrics, all global values.
   """
   strategy = strategy or tf.distribute.get_strategy()
+  if not model.built:
+    raise ValueError("Build the model before making the train step: call it once on a batch "
+                     "(under MirroredStrategy/TPUStrategy through strategy.run).")
+  # Optimizer slots must exist before tracing: variables cannot be created in a tf.function step.
+  with strategy.scope():
+    optimizer.build(model.trainable_variables)
 
   def replica_step(batch):
     ctx = tf.distribute.get_replica_context()

@@ -26,6 +26,14 @@ def test_mlp_head_shapes_and_config():
   assert clone(tf.zeros([2, 5])).shape == (2, 4)
 
 
+def test_mlp_hidden_layers_get_distinct_initial_weights():
+  head = layers.ProjectionHead(8, hidden_dims=(8, 8))
+  head(tf.zeros([1, 8]))
+  kernels = [w.numpy() for w in head.weights if w.shape == (8, 8)]
+  assert len(kernels) == 3
+  assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
+
+
 def test_logit_scale_init_and_config():
   scale = layers.LogitScale()
   out = scale(None)

@@ -1,0 +1,1 @@
+"""Builders of offline, real datasets (no network)."""

@@ -1,0 +1,91 @@
+"""scikit-learn's digits (1,797 real 8×8 scans, 10 classes) as an image–text set.
+
+Small enough for tests and a one-minute demo. Captions come from prompt templates over the class
+names. The locked image tower for it is genuinely pretrained, without labels: a PCA of the
+training images, exported as a TF-Hub image feature-vector SavedModel, so the demo runs LiT's "L"
+image tower through the same `hub.KerasLayer` path as a tfhub.dev handle.
+"""
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+CLASS_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+TEMPLATES = ("a photo of the digit {}", "handwritten {}", "the number {}", "an image of a {}")
+IMAGE_SIZE = 8
+NUM_TRAIN = 1400  # of 1,797; the remaining 397 are the held-out test split.
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def load(split, seed=0):
+  """Returns (images float32 [n, 8, 8, 3] in [0, 1], labels int64 [n]) of "train" or "test"."""
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
+  if split not in ("train", "test"):
+    raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+  d = load_digits()
+  images = np.repeat((d.images / 16.0).astype(np.float32)[..., None], 3, axis=-1)
+  order = np.random.default_rng(seed).permutation(len(images))
+  idx = order[:NUM_TRAIN] if split == "train" else order[NUM_TRAIN:]
+  return images[idx], d.target[idx].astype(np.int64)
+
+
+def captions(labels, seed=0):
+  """One templated caption per label, template drawn at random."""
+  rng = np.random.default_rng(seed)
+  return np.array([TEMPLATES[rng.integers(len(TEMPLATES))].format(CLASS_NAMES[y])
+                   for y in labels])
+
+
+def write_vocab(path):
+  """A WordPiece vocab covering the templates and class names (plus BERT's special tokens)."""
+  words = sorted({w for t in TEMPLATES for w in t.format("").split()} | set(CLASS_NAMES))
+  with tf.io.gfile.GFile(path, "w") as f:
+    f.write("\n".join(list(SPECIAL_TOKENS) + words) + "\n")
+  return path
+
+
+def build_pca_module(path, dim=32, seed=0):
+  """Fits a PCA on the training images and exports it as a hub image feature vector."""
+  from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
+  images, _ = load("train", seed)
+  flat = images[..., 0].reshape(len(images), -1)
+  mean = flat.mean(0)
+  comps = np.linalg.svd(flat - mean, full_matrices=False)[2][:dim]  # [dim, 64]
+  inp = tf_keras.Input([IMAGE_SIZE, IMAGE_SIZE, 3])
+  x = tf_keras.layers.Flatten()(tf_keras.layers.Lambda(lambda t: tf.reduce_mean(t, -1))(inp))
+  dense = tf_keras.layers.Dense(dim, name="pca")
+  model = tf_keras.Model(inp, dense(x), name="digits_pca")
+  dense.set_weights([comps.T.astype(np.float32), (-mean @ comps.T).astype(np.float32)])
+  return tfhub_format.export_image_feature_vector(model, path)
+
+
+def prepare(cache_dir):
+  """Builds (once) the digits demo's assets: the PCA image module and the vocab. Returns paths."""
+  module = f"{cache_dir}/digits_pca_fv"
+  vocab = f"{cache_dir}/digits_vocab.txt"
+  if not tf.io.gfile.exists(f"{module}/saved_model.pb"):
+    build_pca_module(module)
+  if not tf.io.gfile.exists(vocab):
+    write_vocab(vocab)
+  return {"image_handle": module, "vocab": vocab}
+
+
+def train_dataset(batch_size, tokenize, seed=0):
+  """Shuffled, repeated, batched (drop_remainder) training pairs with freshly drawn captions.
+
+  Each epoch re-draws one template per image, so the text tower sees every prompt form.
+  `tokenize` maps a batch of strings to BERT inputs (run inside the pipeline).
+  """
+  images, labels = load("train")
+  templates = tf.constant(TEMPLATES)
+  names = tf.constant(CLASS_NAMES)
+
+  rng = tf.random.Generator.from_seed(seed)
+
+  def draw(image, label):
+    t = rng.uniform([], maxval=len(TEMPLATES), dtype=tf.int32)
+    text = tf.strings.regex_replace(tf.gather(templates, t), r"\{\}", tf.gather(names, label))
+    return {"image": image, "text": text}
+
+  ds = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(len(images), seed=seed)
+  ds = ds.repeat().map(draw).batch(batch_size, drop_remainder=True)
+  return ds.map(lambda b: {"image": b["image"], "text": tokenize(b["text"])}).prefetch(2)
