@@ -31,6 +31,10 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["lit_keras", "lit_keras.*"]),
+    package_data={"lit_keras": ["assets/*.txt"]},
+    entry_points={"console_scripts": [
+        "lit-keras-build-towers=lit_keras.convert.pretrained:main",
+    ]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

