@@ -1,0 +1,1 @@
+"""TFRecord schema, image/caption preprocessing and tf.data input pipelines."""

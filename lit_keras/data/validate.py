@@ -1,0 +1,91 @@
+"""Scan TFRecord shards and report what is in them.
+
+    lit-keras-validate "out/train-*.tfrecord" [--embedding_dim 1280] [--json report.json]
+
+Per shard and in total: records, decodable images, caption statistics (captions per image, empty
+captions, characters), labels, and corrupt records with their file and byte offset. Exit code 1
+if anything is corrupt or undecodable.
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import sys
+
+
+def validate(files, embedding_dim=None):
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lit_keras.data import preprocess  # pylint: disable=g-import-not-at-top
+  from lit_keras.data import schema  # pylint: disable=g-import-not-at-top
+
+  def check(record):
+    ex = schema.parse(record, embedding_dim)
+    texts = preprocess.clean_texts(ex[schema.TEXTS])
+    if embedding_dim:
+      ok = tf.reduce_all(tf.math.is_finite(ex[schema.EMBEDDING]))
+    else:
+      ok = preprocess.decode_image(ex[schema.IMAGE])[1]
+    return {"ok": ok, "num_texts": tf.size(texts),
+            "empty_texts": tf.reduce_sum(tf.cast(tf.strings.length(texts) == 0, tf.int32)),
+            "chars": tf.reduce_sum(tf.strings.length(texts, unit="UTF8_CHAR")),
+            "label": ex[schema.LABEL]}
+
+  total = collections.Counter()
+  labels = collections.Counter()
+  shards, corrupt = [], []
+  for f in files:
+    stats = collections.Counter()
+    try:
+      for r in tf.data.TFRecordDataset(f).map(check).batch(256):
+        stats["records"] += len(r["ok"])
+        stats["decodable"] += int(tf.reduce_sum(tf.cast(r["ok"], tf.int32)))
+        stats["captions"] += int(tf.reduce_sum(r["num_texts"]))
+        stats["empty_captions"] += int(tf.reduce_sum(r["empty_texts"]))
+        stats["no_caption"] += int(tf.reduce_sum(tf.cast(r["num_texts"] == 0, tf.int32)))
+        stats["caption_chars"] += int(tf.reduce_sum(r["chars"]))
+        labels.update(int(x) for x in r["label"].numpy())
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+      msg = e.message.split("\n")[0]
+      m = re.search(r"at (\d+)", msg)
+      corrupt.append({"file": f, "offset": int(m.group(1)) if m else None, "error": msg,
+                      "records_before": stats["records"]})
+    shards.append({"file": f, **stats})
+    total.update(stats)
+  n = max(total["records"], 1)
+  return {
+      "files": len(files), "records": total["records"], "decodable": total["decodable"],
+      "undecodable": total["records"] - total["decodable"],
+      "captions_per_record": total["captions"] / n,
+      "empty_captions": total["empty_captions"], "records_without_caption": total["no_caption"],
+      "mean_caption_chars": total["caption_chars"] / max(total["captions"], 1),
+      "labels": {str(k): v for k, v in sorted(labels.items())},
+      "corrupt": corrupt, "shards": shards,
+  }
+
+
+def main(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("pattern", nargs="+", help="TFRecord files or globs")
+  p.add_argument("--embedding_dim", type=int, default=None,
+                 help="validate the pre-computed-embedding schema of this dimension")
+  p.add_argument("--json", default=None, help="also write the report here")
+  args = p.parse_args(argv)
+  from lit_keras.data import pipeline  # pylint: disable=g-import-not-at-top
+  report = validate(pipeline.list_files(args.pattern), args.embedding_dim)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(report, f, indent=2)
+  print(f"{report['files']} files, {report['records']} records, {report['decodable']} decodable, "
+        f"{report['undecodable']} undecodable, {report['captions_per_record']:.2f} captions/record "
+        f"({report['empty_captions']} empty, {report['records_without_caption']} records without), "
+        f"{report['mean_caption_chars']:.1f} chars/caption, {len(report['labels'])} labels")
+  for c in report["corrupt"]:
+    print(f"CORRUPT {c['file']} at offset {c['offset']} (after {c['records_before']} good "
+          f"records): {c['error']}")
+  return 1 if report["corrupt"] or report["undecodable"] else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

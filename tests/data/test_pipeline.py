@@ -1,0 +1,191 @@
+"""Schema, pipelines and bad input: every input gives a fixed-shape example or a counted drop."""
+import io
+import os
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from lit_keras import towers
+from lit_keras.data import pipeline
+from lit_keras.data import preprocess
+from lit_keras.data import schema
+from lit_keras.data import validate
+
+
+def _encode(im, fmt, **kw):
+  buf = io.BytesIO()
+  im.save(buf, format=fmt, **kw)
+  return buf.getvalue()
+
+
+def bad_and_odd_images():
+  rng = np.random.default_rng(0)
+  rgb = Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8))
+  rgba = np.zeros((16, 16, 4), np.uint8)
+  rgba[..., 0] = 255  # red where opaque
+  rgba[:8, :, 3] = 255  # top half opaque, bottom transparent
+  frames = [Image.fromarray(np.full((10, 10, 3), c, np.uint8)) for c in (0, 255)]
+  gif = io.BytesIO()
+  frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:], duration=100)
+  return {
+      "jpeg": (_encode(rgb, "JPEG"), True),
+      "rgba_png": (_encode(Image.fromarray(rgba), "PNG"), True),
+      "gray_png": (_encode(rgb.convert("L"), "PNG"), True),
+      "palette_png": (_encode(rgb.convert("P"), "PNG"), True),
+      "animated_gif": (gif.getvalue(), True),
+      "one_pixel": (_encode(Image.new("RGB", (1, 1), (0, 128, 255)), "PNG"), True),
+      "bmp": (_encode(rgb, "BMP"), True),
+      "zero_bytes": (b"", False),
+      "random_bytes": (rng.integers(0, 255, 500, dtype=np.uint8).tobytes(), False),
+      "webp": (_encode(rgb, "WEBP"), False),  # the converter re-encodes WebP as PNG
+  }
+
+
+def test_decode_every_kind_of_image():
+  for name, (data, expect_ok) in bad_and_odd_images().items():
+    image, ok = preprocess.decode_image(tf.constant(data))
+    assert bool(ok) == expect_ok, name
+    assert image.shape[-1] == 3 and image.dtype == tf.float32, name
+    assert 0.0 <= float(tf.reduce_min(image)) and float(tf.reduce_max(image)) <= 1.0, name
+  rgba, _ = preprocess.decode_image(tf.constant(bad_and_odd_images()["rgba_png"][0]))
+  np.testing.assert_allclose(rgba[0, 0], [1, 0, 0], atol=1e-6)  # opaque red stays red
+  np.testing.assert_allclose(rgba[-1, 0], [1, 1, 1], atol=1e-6)  # transparent → white
+
+
+def _write(path, examples):
+  with tf.io.TFRecordWriter(str(path)) as w:
+    for ex in examples:
+      w.write(ex)
+  return str(path)
+
+
+def test_texts_cleaning_and_sampling():
+  texts = tf.constant([b"", b"  a \xff cat  ", b"\t"])
+  cleaned = preprocess.clean_texts(texts).numpy().tolist()
+  assert cleaned == [b"", "a \ufffd cat".encode(), b""]
+  for s in range(5):
+    text, ok = preprocess.sample_text(texts, tf.constant([s, 1], tf.int64))
+    assert bool(ok) and text.numpy() == "a \ufffd cat".encode()
+  _, ok = preprocess.sample_text(tf.constant(["", " "]), tf.constant([0, 0], tf.int64))
+  assert not bool(ok)
+
+
+@pytest.fixture
+def messy_shards(tmp_path):
+  images = bad_and_odd_images()
+  good = images["jpeg"][0]
+  examples = []
+  for i, (name, (data, _)) in enumerate(images.items()):
+    examples.append(schema.image_example(data, [f"a photo number {i}", "second caption"],
+                                         name, label=i))
+  examples += [
+      schema.image_example(good, [""], "empty_caption_only"),
+      schema.image_example(good, [b"invalid \xff\xfe utf8"], "bad_utf8"),
+      schema.image_example(good, [" ".join(["word"] * 10_000)], "long_caption", label=3),
+  ]
+  half = len(examples) // 2
+  return [_write(tmp_path / "a.tfrecord", examples[:half]),
+          _write(tmp_path / "b.tfrecord", examples[half:])]
+
+
+def test_train_pipeline_fixed_shapes_and_counted_drops(messy_shards, vocab_file):
+  tok = towers.WordPieceTokenizer(vocab_file, seq_length=16)
+  counter = pipeline.DropCounter()
+  ds = pipeline.train_dataset(messy_shards, batch_size=4, image_size=32, tokenize=tok, seed=1,
+                              shuffle_buffer=4, cycle_length=2, drop_counter=counter)
+  batches = list(ds.take(6))
+  for b in batches:
+    assert b["image"].shape == (4, 32, 32, 3)
+    assert b["text"]["input_word_ids"].shape == (4, 16)
+  counts = counter.counts()
+  # 3 bad images (zero bytes, random bytes, WebP) and 1 caption-less example per epoch.
+  assert counts["undecodable_image"] >= 3 and counts["undecodable_image"] % 3 == 0
+  assert counts["no_caption"] >= 1
+
+
+def test_train_pipeline_is_deterministic_per_seed(messy_shards):
+  def first(seed):
+    ds = pipeline.train_dataset(messy_shards, batch_size=3, image_size=16, seed=seed,
+                                shuffle_buffer=4, cycle_length=2)
+    return next(iter(ds))
+  a, b, c = first(3), first(3), first(4)
+  np.testing.assert_array_equal(a["image"], b["image"])
+  assert a["text"].numpy().tolist() == b["text"].numpy().tolist()
+  assert not np.array_equal(a["image"], c["image"])
+
+
+def test_eval_pipeline_keeps_all_captions(messy_shards):
+  counter = pipeline.DropCounter()
+  ds = pipeline.eval_dataset(messy_shards, batch_size=5, image_size=24, drop_counter=counter)
+  ids, n_texts = [], []
+  for b in ds:
+    assert b["image"].shape[1:] == (24, 24, 3)
+    assert b["texts"].shape[0] == b["image"].shape[0]
+    ids += [x.decode() for x in b["id"].numpy()]
+    n_texts += b["num_texts"].numpy().tolist()
+  assert "zero_bytes" not in ids and "random_bytes" not in ids and "webp" not in ids
+  assert "empty_caption_only" in ids and "long_caption" in ids  # eval keeps them (1 caption)
+  assert counter.counts()["undecodable_image"] == 3
+  assert n_texts[ids.index("jpeg")] == 2
+
+
+def test_distributed_file_sharding(messy_shards, mirrored_strategy):
+  del mirrored_strategy
+  ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
+                                   num_replicas_in_sync=4)
+  ds = pipeline.train_dataset(messy_shards, batch_size=ctx.get_per_replica_batch_size(8),
+                              image_size=8, input_context=ctx, seed=0, shuffle_buffer=2)
+  b = next(iter(ds))
+  assert b["image"].shape == (2, 8, 8, 3)
+  too_many = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=0)
+  with pytest.raises(ValueError, match="cannot be sharded"):
+    pipeline.train_dataset(messy_shards, 2, 8, input_context=too_many)
+
+
+def _corrupt(path):
+  data = bytearray(open(path, "rb").read())
+  data[40] ^= 0xFF  # inside the first record's payload: its CRC no longer matches
+  open(path, "wb").write(bytes(data))
+
+
+def test_corrupt_shard_fails_naming_the_file_or_is_skipped(messy_shards):
+  _corrupt(messy_shards[1])
+  ds = pipeline.eval_dataset(messy_shards, batch_size=4, image_size=8)
+  with pytest.raises(tf.errors.DataLossError):
+    list(ds)
+  with pytest.raises(pipeline.CorruptDataError, match=os.path.basename(messy_shards[1])):
+    try:
+      list(ds)
+    except tf.errors.DataLossError as e:
+      pipeline.raise_corruption(messy_shards, e)
+  skipped = pipeline.eval_dataset(messy_shards, batch_size=4, image_size=8, skip_corrupt=True)
+  n = sum(int(b["image"].shape[0]) for b in skipped)
+  assert 0 < n < 13  # the first file's good records survive; the corrupt file's are lost
+  report = validate.validate(messy_shards)
+  assert report["corrupt"] and report["corrupt"][0]["file"] == messy_shards[1]
+  assert report["corrupt"][0]["offset"] is not None
+
+
+def test_precomputed_embedding_schema(tmp_path):
+  rng = np.random.default_rng(0)
+  vecs = rng.normal(size=(6, 5)).astype(np.float32)
+  path = _write(tmp_path / "emb.tfrecord", [schema.embedding_example(v, [f"t{i}", "u"], str(i), i)
+                                            for i, v in enumerate(vecs)])
+  ds = pipeline.train_dataset(path, batch_size=3, image_size=0, embedding_dim=5, seed=0,
+                              shuffle_buffer=1)
+  b = next(iter(ds))
+  assert b["image"].shape == (3, 5)
+  got = pipeline.eval_dataset(path, batch_size=6, image_size=0, embedding_dim=5)
+  np.testing.assert_allclose(next(iter(got))["image"], vecs)
+  assert validate.validate([path], embedding_dim=5)["records"] == 6
+
+
+def test_inception_crop_and_central_crop_shapes():
+  img = tf.random.uniform([40, 60, 3])
+  crop = preprocess.inception_crop(img, 32, tf.constant([1, 2], tf.int64))
+  assert crop.shape == (32, 32, 3)
+  center = preprocess.central_crop_resize(img, 20)
+  assert center.shape == (20, 20, 3)
+  np.testing.assert_allclose(preprocess.to_range(tf.ones([1]), (-1.0, 1.0)), [1.0])
