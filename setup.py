@@ -13,6 +13,7 @@ INSTALL_REQUIRES = [
     "ml_collections",
     "numpy",
     "pillow",
+    "tqdm",
 ]
 
 EXTRAS_REQUIRE = {
@@ -34,6 +35,9 @@ setuptools.setup(
     package_data={"lit_keras": ["assets/*.txt"]},
     entry_points={"console_scripts": [
         "lit-keras-build-towers=lit_keras.convert.pretrained:main",
+        "lit-keras-convert=lit_keras.data.convert:main",
+        "lit-keras-validate=lit_keras.data.validate:main",
+        "lit-keras-build-data=lit_keras.datasets.build:main",
     ]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

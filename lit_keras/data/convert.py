@@ -130,7 +130,8 @@ def _write_shard(job):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from lit_keras.data import schema  # pylint: disable=g-import-not-at-top
-  done_marker = path + ".json"
+  # Hidden marker, so that globs such as "train-*" match shards only.
+  done_marker = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.done.json")
   if os.path.exists(path) and os.path.exists(done_marker):
     with open(done_marker) as f:
       return dict(json.load(f), skipped=True)
@@ -197,7 +198,7 @@ def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(),
   report = {"output_dir": output_dir, "prefix": prefix, "num_shards": num_shards,
             "written": written, "rejected": len(rejected), "rejected_by_reason": dict(reasons),
             "rejected_rows": [list(r) for r in rejected], "shards_skipped_as_done": skipped}
-  with open(os.path.join(output_dir, f"{prefix}-report.json"), "w") as f:
+  with open(os.path.join(output_dir, f"{prefix}.report.json"), "w") as f:
     json.dump(report, f, indent=2)
   return report
 
@@ -226,12 +227,12 @@ def main(argv=None):
     rows, classes = read_folders(args.folder)
     rejected = []
     os.makedirs(args.output_dir, exist_ok=True)
-    with open(os.path.join(args.output_dir, f"{args.prefix}-classes.txt"), "w") as f:
+    with open(os.path.join(args.output_dir, f"{args.prefix}.classes.txt"), "w") as f:
       f.write("\n".join(classes) + "\n")
   report = convert(rows, args.output_dir, args.prefix, args.num_shards, args.workers, rejected)
   print(f"written {report['written']}, rejected {report['rejected']} "
         f"{report['rejected_by_reason']}; report: "
-        f"{os.path.join(args.output_dir, args.prefix + '-report.json')}")
+        f"{os.path.join(args.output_dir, args.prefix + '.report.json')}")
   return 0
 
 

@@ -89,3 +89,29 @@ def train_dataset(batch_size, tokenize, seed=0):
   ds = tf.data.Dataset.from_tensor_slices((images, labels)).shuffle(len(images), seed=seed)
   ds = ds.repeat().map(draw).batch(batch_size, drop_remainder=True)
   return ds.map(lambda b: {"image": b["image"], "text": tokenize(b["text"])}).prefetch(2)
+
+
+def build(out_dir, num_shards=2):
+  """Writes the digits train/test splits as TFRecords (PNG images, all four captions each)."""
+  import io  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from lit_keras.data import schema  # pylint: disable=g-import-not-at-top
+  os.makedirs(out_dir, exist_ok=True)
+  summary = {}
+  for split in ("train", "test"):
+    images, labels = load(split)
+    paths = [os.path.join(out_dir, f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord")
+             for i in range(num_shards)]
+    writers = [tf.io.TFRecordWriter(p + ".tmp") for p in paths]
+    for n, (image, label) in enumerate(zip(images, labels)):
+      buf = io.BytesIO()
+      Image.fromarray((image * 255).round().astype(np.uint8)).save(buf, format="PNG")
+      texts = [t.format(CLASS_NAMES[label]) for t in TEMPLATES]
+      writers[n % num_shards].write(schema.image_example(buf.getvalue(), texts,
+                                                         f"{split}/{n}", int(label)))
+    for w, p in zip(writers, paths):
+      w.close()
+      os.replace(p + ".tmp", p)
+    summary[split] = len(labels)
+  return summary
