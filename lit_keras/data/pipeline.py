@@ -103,7 +103,8 @@ def _example_seeds(ds, seed):
 
 def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_context=None,
                   seed=0, value_range=(0.0, 1.0), shuffle_buffer=10_000, cycle_length=16,
-                  skip_corrupt=False, embedding_dim=None, drop_counter=None):
+                  skip_corrupt=False, embedding_dim=None, drop_counter=None, augment=True,
+                  crop_fraction=1.0, skip_examples=0):
   """Infinite training batches `{"image": float [b, s, s, 3], "text": tokens or strings}`.
 
   Args:
@@ -117,11 +118,19 @@ def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_
     skip_corrupt: skip the rest of a corrupt shard instead of failing.
     embedding_dim: read the pre-computed-embedding schema instead: "image" is the vector.
     drop_counter: a `DropCounter` to count dropped examples.
+    augment: Inception crop (True) or the evaluation's central crop (False: deterministic
+      images, e.g. to compare with pre-computed embeddings).
+    crop_fraction: central crop fraction when `augment` is False.
+    skip_examples: start this far into the (deterministic) stream, e.g. `step × batch_size` on
+      resume, so that a resumed run sees exactly the examples a straight run would. Skipped
+      records are read but not decoded.
   """
   files = list_files(file_pattern)
   ds = _records(files, input_context, seed, True, cycle_length, skip_corrupt, repeat=True)
   ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
   ds = _example_seeds(ds, seed)
+  if skip_examples:
+    ds = ds.skip(skip_examples)
   counter = drop_counter or DropCounter()
 
   def prepare(example_seed, record):
@@ -133,7 +142,10 @@ def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_
       image, ok_image = ex[schema.EMBEDDING], tf.constant(True)
     else:
       image, ok_image = preprocess.decode_image(ex[schema.IMAGE])
-      image = preprocess.inception_crop(image, image_size, crop_seed)
+      if augment:
+        image = preprocess.inception_crop(image, image_size, crop_seed)
+      else:
+        image = preprocess.central_crop_resize(image, image_size, crop_fraction)
       image = preprocess.to_range(image, value_range)
     return {"image": image, "text": text, "valid_image": ok_image, "valid_text": ok_text}
 

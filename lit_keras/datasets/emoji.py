@@ -160,3 +160,9 @@ def build(out_dir, cache_dir, google_dir=None, fluent_dir=None, num_shards=4, wo
   with open(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
+
+
+def subcategories(data_dir):
+  """The class names of the emoji labels (subcategories, '-' → ' '), in label order."""
+  with open(os.path.join(data_dir, "subcategories.txt"), encoding="utf-8") as f:
+    return [line.strip().replace("-", " ") for line in f if line.strip()]

@@ -23,13 +23,20 @@ def class_embeddings(model, class_names, templates, batch_size=256):
   return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
-def zero_shot_accuracy(model, images, labels, class_emb, batch_size=256, topk=(1, 5)):
-  """Top-k accuracies of the images against class embeddings (one matmul per batch)."""
+def zero_shot_accuracy(model, images, labels, class_emb, batch_size=256, topk=(1, 5),
+                       image_emb=None):
+  """Top-k accuracies of images against class embeddings (one matmul per batch).
+
+  Pass `image_emb` (L2-normalised [n, d]) instead of `images` to reuse computed embeddings.
+  Returns ({"top1": …, "top5": …}, top-1 predictions).
+  """
   labels = np.asarray(labels)
   hits = {k: 0 for k in topk}
   preds = []
-  for i in range(0, len(images), batch_size):
-    scores = model.encode_image(images[i:i + batch_size]).numpy() @ class_emb.T
+  for i in range(0, len(labels), batch_size):
+    emb = (image_emb[i:i + batch_size] if image_emb is not None
+           else model.encode_image(images[i:i + batch_size]).numpy())
+    scores = emb @ class_emb.T
     order = np.argsort(-scores, axis=1)
     y = labels[i:i + batch_size, None]
     for k in topk:

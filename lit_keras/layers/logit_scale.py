@@ -29,6 +29,7 @@ class LogitScale(tf_keras.layers.Layer):
 
   def __init__(self, init_log_scale=math.log(10.0), use_bias=False, init_bias=-10.0,
                trainable_scale=True, **kwargs):
+    kwargs["dtype"] = "float32"  # the temperature stays float32 under mixed precision
     super().__init__(**kwargs)
     self.init_log_scale = float(init_log_scale)
     self.use_bias = bool(use_bias)

@@ -38,13 +38,14 @@ class HubImageTower(base.Tower):
 
   def __init__(self, handle, state=base.LOCKED, image_size=224, value_range=(0.0, 1.0),
                output_key=None, **kwargs):
+    kwargs["dtype"] = "float32"  # a hub SavedModel's signatures are float32 (even under bf16)
     super().__init__(state=state, **kwargs)
     self.handle = handle
     self.image_size = int(image_size)
     self.value_range = (float(value_range[0]), float(value_range[1]))
     self.output_key = output_key
     self.module = hub.KerasLayer(handle, trainable=not self.locked, output_key=output_key,
-                                 name="module")
+                                 name="module", dtype="float32")
 
   def encode(self, images, training=None):
     images = _rescale(tf.cast(images, tf.float32), self.value_range)

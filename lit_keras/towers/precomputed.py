@@ -22,6 +22,7 @@ class PrecomputedImageTower(base.Tower):
   allowed_states = (base.LOCKED,)
 
   def __init__(self, feature_dim, source=None, state=base.LOCKED, **kwargs):
+    kwargs["dtype"] = "float32"
     super().__init__(state=state, **kwargs)
     self.feature_dim = int(feature_dim)
     self.source = source

@@ -68,6 +68,7 @@ class HubBertTextTower(_TextTower):
 
   def __init__(self, preprocess_handle, encoder_handle, state=base.LOCKED, pooling="pooled",
                seq_length=16, **kwargs):
+    kwargs["dtype"] = "float32"  # a hub SavedModel's signatures are float32 (even under bf16)
     super().__init__(state=state, **kwargs)
     self.preprocess_handle = preprocess_handle
     self.encoder_handle = encoder_handle
@@ -77,7 +78,8 @@ class HubBertTextTower(_TextTower):
     self._tokenize = hub.KerasLayer(preprocessor.tokenize, name="tokenize")
     self._pack = hub.KerasLayer(preprocessor.bert_pack_inputs,
                                 arguments=dict(seq_length=self.seq_length), name="pack")
-    self.encoder = hub.KerasLayer(encoder_handle, trainable=not self.locked, name="encoder")
+    self.encoder = hub.KerasLayer(encoder_handle, trainable=not self.locked, name="encoder",
+                                  dtype="float32")
 
   def tokenize(self, strings):
     strings = tokenizers._clean_strings(strings)  # pylint: disable=protected-access

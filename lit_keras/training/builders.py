@@ -4,6 +4,7 @@ import tf_keras
 from lit_keras import towers
 from lit_keras.layers.logit_scale import NO_DECAY_VARIABLE_NAMES
 from lit_keras.models import LiTModel
+from lit_keras.training import schedules
 
 
 def build_image_tower(c, state):
@@ -12,6 +13,14 @@ def build_image_tower(c, state):
   return towers.HubImageTower(c.handle, state=state, image_size=c.image_size,
                               value_range=tuple(c.value_range), output_key=c.get("output_key"),
                               name="image_tower")
+
+
+def image_source(config):
+  """What identifies a locked image tower's features: module and preprocessing."""
+  c = config.image
+  return {"handle": c.handle, "image_size": int(c.image_size),
+          "value_range": [float(v) for v in c.value_range], "output_key": c.get("output_key"),
+          "crop": "central", "crop_fraction": float(config.data.get("crop_fraction", 1.0))}
 
 
 def build_text_tower(c, state):
@@ -27,24 +36,40 @@ def build_text_tower(c, state):
                                  seq_length=c.seq_length, name="text_tower")
 
 
-def build_model(config):
-  """A `LiTModel` for `config.setting` (e.g. "Lu") from `config.image` and `config.text`."""
+def build_model(config, precomputed=None):
+  """A `LiTModel` for `config.setting` (e.g. "Lu") from `config.image` and `config.text`.
+
+  With pre-computed image embeddings (`config.precompute.enabled`, or `precomputed=True`) the
+  image tower is a `PrecomputedImageTower` and no image model is loaded; `precomputed=False`
+  re-assembles the same model with the real locked tower (for evaluation and export: the
+  checkpoint holds no locked-tower weights, so it restores into either).
+  """
   img_state, txt_state = towers.parse_setting(config.setting)
-  return LiTModel(build_image_tower(config.image, img_state),
+  if precomputed is None:
+    precomputed = bool(config.get("precompute", {}).get("enabled", False))
+  if precomputed:
+    if img_state != towers.LOCKED:
+      raise ValueError(f"pre-computed image embeddings need a locked image tower, not "
+                       f"setting {config.setting!r}")
+    image_tower = towers.PrecomputedImageTower(config.precompute.dim, source=image_source(config),
+                                               name="image_tower")
+  else:
+    image_tower = build_image_tower(config.image, img_state)
+  return LiTModel(image_tower,
                   build_text_tower(config.text, txt_state),
                   embed_dim=config.model.embed_dim,
                   head_hidden_dims=tuple(config.model.get("head_hidden_dims", ())),
                   use_bias=config.loss == "sigmoid", name="lit_model")
 
 
-def build_optimizer(c, total_steps):
-  """AdamW (paper: lr 1e-3, wd 1e-4) with linear warm-up then cosine decay; no decay on t."""
-  schedule = tf_keras.optimizers.schedules.CosineDecay(
-      initial_learning_rate=0.0 if c.warmup_steps else c.lr,
-      decay_steps=max(1, total_steps - c.warmup_steps), alpha=0.0,
-      warmup_target=c.lr if c.warmup_steps else None, warmup_steps=c.warmup_steps)
+def build_optimizer(c, total_steps, lr_scale=1.0):
+  """AdamW (paper: lr 1e-3, wd 1e-4; decoupled decay, none on the temperature/bias) or Adafactor
+  (no weight decay), with linear warm-up then cosine/linear decay (`schedules.WarmupDecay`)."""
+  schedule = schedules.WarmupDecay(c.lr, total_steps, c.warmup_steps, c.get("decay", "cosine"),
+                                   scale=lr_scale)
   if c.name == "adamw":
-    opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=c.weight_decay)
+    opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=c.weight_decay,
+                                    beta_1=c.get("b1", 0.9), beta_2=c.get("b2", 0.999))
     opt.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLE_NAMES))
   elif c.name == "adafactor":
     opt = tf_keras.optimizers.Adafactor(learning_rate=schedule)

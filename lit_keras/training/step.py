@@ -36,7 +36,7 @@ def _dense(g):
 
 
 def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=None,
-                    jit_compile=None):
+                    jit_compile=None, image_optimizer=None):
   """Builds the distributed training step.
 
   Args:
@@ -47,6 +47,8 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
     strategy: the `tf.distribute` strategy (default: the current one).
     clip_grad_norm: clip the global gradient norm to this value (None: no clipping).
     jit_compile: passed to `tf.function` (XLA).
+    image_optimizer: a second optimizer for the image tower's variables (the paper's smaller
+      learning rate for an unlocked image tower); None: one optimizer for everything.
 
   Returns:
     `train_step(batch)`: `batch` is a (distributed) `{"image", "text"}` dict; returns a dict of
@@ -56,9 +58,12 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
   if not model.built:
     raise ValueError("Build the model before making the train step: call it once on a batch "
                      "(under MirroredStrategy/TPUStrategy through strategy.run).")
+  image_ids = {id(v) for v in model.image_tower.trainable_variables} if image_optimizer else set()
   # Optimizer slots must exist before tracing: variables cannot be created in a tf.function step.
   with strategy.scope():
-    optimizer.build(model.trainable_variables)
+    for opt, mine in ((optimizer, False), (image_optimizer, True)):
+      if opt is not None and not getattr(opt, "_built", False):
+        opt.build([v for v in model.trainable_variables if (id(v) in image_ids) == mine])
 
   def replica_step(batch):
     ctx = tf.distribute.get_replica_context()
@@ -84,7 +89,12 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
     grad_norm = tf.linalg.global_norm(grads)
     if clip_grad_norm:
       grads, _ = tf.clip_by_global_norm(grads, clip_grad_norm, use_norm=grad_norm)
-    optimizer.apply_gradients(zip(grads, variables), skip_gradients_aggregation=True)
+    main = [(g, v) for g, v in zip(grads, variables) if id(v) not in image_ids]
+    optimizer.apply_gradients(main, skip_gradients_aggregation=True)
+    if image_optimizer is not None:
+      image = [(g, v) for g, v in zip(grads, variables) if id(v) in image_ids]
+      if image:
+        image_optimizer.apply_gradients(image, skip_gradients_aggregation=True)
     metrics["loss"] = loss
     metrics["grad_norm"] = grad_norm
     return metrics

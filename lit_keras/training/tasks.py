@@ -1,37 +1,96 @@
-"""Dataset-specific glue for train.py / evaluate.py: defaults, validation, input functions."""
+"""Dataset-specific glue for train.py / evaluate.py: defaults, validation, input and eval fns.
+
+`resolve` fills what a config leaves empty from its `dataset` (building the offline data and the
+pretrained towers into the cache when needed), runs the image-embedding pre-computation when
+`config.precompute.enabled`, and validates: setting string, loss, paths present, batch size.
+"""
 import os
 
+import numpy as np
 import tensorflow as tf
 
+from lit_keras import evaluation
 from lit_keras import towers
+from lit_keras.convert import pretrained
+from lit_keras.data import pipeline
 from lit_keras.datasets import digits
 from lit_keras.training import builders
 
-DATASETS = ("digits",)
+DATASETS = ("digits", "emoji", "custom")
+
+
+def _cache(config):
+  return config.get("cache_dir") or pretrained.default_cache_dir()
 
 
 def resolve(config, workdir):
-  """Fills dataset defaults (the demo's own pretrained module and vocab) and validates.
-
-  Returns a (still locked) copy; raises ValueError with the offending field on bad configs.
-  """
+  """Returns a resolved (still locked) copy of `config`; raises ValueError naming bad fields."""
   config = config.copy_and_resolve_references()
   if config.dataset not in DATASETS:
     raise ValueError(f"config.dataset={config.dataset!r}: expected one of {DATASETS}")
   img_state, txt_state = towers.parse_setting(config.setting)
+  if config.loss not in ("softmax", "sigmoid"):
+    raise ValueError(f"config.loss={config.loss!r}: expected 'softmax' or 'sigmoid'")
+  if config.batch_size <= 0 or config.total_steps <= 0:
+    raise ValueError("config.batch_size and config.total_steps must be positive")
+  cache = _cache(config)
   with config.unlocked():
-    if config.dataset == "digits" and (not config.image.handle or not config.text.vocab):
-      assets = digits.prepare(os.path.join(workdir, "assets"))
+    if config.dataset == "digits":
+      data_dir = os.path.join(cache, "data", "digits")
+      if not tf.io.gfile.glob(os.path.join(data_dir, "train-*.tfrecord")):
+        digits.build(data_dir)
+      assets = digits.prepare(os.path.join(cache, "data", "digits_assets"))
+      config.data.train = config.data.train or os.path.join(data_dir, "train-*.tfrecord")
+      config.data.eval = config.data.eval or os.path.join(data_dir, "test-*.tfrecord")
       config.image.handle = config.image.handle or assets["image_handle"]
       config.text.vocab = config.text.vocab or assets["vocab"]
+    elif config.dataset == "emoji":
+      from lit_keras.datasets import emoji  # pylint: disable=g-import-not-at-top
+      data_dir = config.data.get("dir") or os.path.join(cache, "data", "emoji")
+      if not tf.io.gfile.exists(os.path.join(data_dir, "summary.json")):
+        emoji.build(data_dir, cache)
+      config.data.train = config.data.train or os.path.join(data_dir, "google-train-*.tfrecord")
+      config.data.eval = config.data.eval or os.path.join(data_dir,
+                                                          "google-heldout-*.tfrecord")
+      needs_text_hub = txt_state != towers.SCRATCH and not config.text.encoder
+      needs_vocab = txt_state == towers.SCRATCH and not config.text.vocab and not config.text.get(
+          "sentencepiece_model")
+      needs_image = img_state != towers.SCRATCH and not config.image.handle
+      if needs_text_hub or needs_vocab or needs_image:
+        paths = pretrained.build(cache_dir=cache)
+        if needs_image:
+          config.image.handle = paths["efficientnet_lite0_feature_vector"]
+        if needs_text_hub:
+          config.text.preprocess = paths["minilm_l6_preprocess"]
+          config.text.encoder = paths["minilm_l6_encoder"]
+        if needs_vocab:  # a real WordPiece vocabulary for the from-scratch text tower
+          config.text.vocab = pretrained.source_files("minilm_l6")["model/vocab.txt"]
     if not config.image.get("output_key"):
       config.image.output_key = None
   _check_path(config.image.handle, "config.image.handle", img_state != towers.SCRATCH)
-  _check_path(config.text.vocab, "config.text.vocab", txt_state == towers.SCRATCH)
-  _check_path(config.text.preprocess, "config.text.preprocess", txt_state != towers.SCRATCH)
-  _check_path(config.text.encoder, "config.text.encoder", txt_state != towers.SCRATCH)
-  if config.loss not in ("softmax", "sigmoid"):
-    raise ValueError(f"config.loss={config.loss!r}: expected 'softmax' or 'sigmoid'")
+  if txt_state == towers.SCRATCH:
+    _check_path(config.text.get("sentencepiece_model") or config.text.vocab,
+                "config.text.vocab", True)
+  else:
+    _check_path(config.text.preprocess, "config.text.preprocess", True)
+    _check_path(config.text.encoder, "config.text.encoder", True)
+  if not config.data.train:
+    raise ValueError("config.data.train is empty")
+  pipeline.list_files(config.data.train)  # raises naming the pattern if nothing matches
+  if config.precompute.enabled:
+    from lit_keras.training import precompute  # pylint: disable=g-import-not-at-top
+    if img_state != towers.LOCKED:
+      raise ValueError("config.precompute.enabled needs a locked image tower (setting 'L?')")
+    out_dir, dim, _ = precompute.precompute(builders.image_source(config), config.data.train,
+                                            cache)
+    with config.unlocked():
+      config.precompute.dim = dim
+      config.precompute.train = os.path.join(out_dir, "emb-*.tfrecord")
+      config.precompute.eval = ""
+      if config.data.eval:  # in-training evaluation reads embeddings too
+        eval_dir, _, _ = precompute.precompute(builders.image_source(config), config.data.eval,
+                                               cache)
+        config.precompute.eval = os.path.join(eval_dir, "emb-*.tfrecord")
   return config
 
 
@@ -40,19 +99,72 @@ def _check_path(value, field, needed):
     return
   if not value:
     raise ValueError(f"{field} is empty but the setting needs it")
-  is_handle = "://" in value or value.startswith(("https:", "gs:"))
-  if not is_handle and not tf.io.gfile.exists(value):
+  if "://" not in value and not value.startswith("gs:") and not tf.io.gfile.exists(value):
     raise ValueError(f"{field}={value!r} does not exist")
 
 
-def train_dataset_fn(config):
-  """`(input_context, seed) -> per-replica tf.data.Dataset` for the trainer."""
-  text_tower = builders.build_text_tower(config.text, config.setting[1])
+def validate_replicas(config, strategy):
+  if config.batch_size % strategy.num_replicas_in_sync:
+    raise ValueError(f"config.batch_size={config.batch_size} is not divisible by the "
+                     f"{strategy.num_replicas_in_sync} replicas")
 
-  def fn(ctx, seed):
+
+def train_dataset_fn(config):
+  """`(input_context, seed, start_step) -> per-replica tf.data.Dataset` for the trainer."""
+  text_tower = builders.build_text_tower(config.text, config.setting[1])
+  pre = config.precompute.enabled
+
+  def fn(ctx, seed, start_step=0):
     per_replica = ctx.get_per_replica_batch_size(config.batch_size)
+    return pipeline.train_dataset(
+        config.precompute.train if pre else config.data.train, per_replica,
+        config.image.image_size,
+        text_tower.tokenize, input_context=ctx, seed=seed,
+        embedding_dim=config.precompute.dim if pre else None,
+        skip_corrupt=config.data.get("skip_corrupt", False),
+        shuffle_buffer=config.data.get("shuffle_buffer", 10_000),
+        augment=config.data.get("augment", True),
+        crop_fraction=config.data.get("crop_fraction", 1.0),
+        skip_examples=start_step * per_replica)
+
+  return fn
+
+
+def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fraction=1.0,
+                   embedding_dim=None):
+  """Image embeddings, all captions' embeddings, caption→image index, labels, ids."""
+  imgs, txts, owner, labels, ids = [], [], [], [], []
+  n = 0
+  for b in pipeline.eval_dataset(file_pattern, batch_size, image_size,
+                                 crop_fraction=crop_fraction, embedding_dim=embedding_dim):
+    imgs.append(model.encode_image(b["image"]).numpy())
+    texts = [t for row, k in zip(b["texts"].numpy(), b["num_texts"].numpy()) for t in row[:k]]
+    owner += [n + i for i, k in enumerate(b["num_texts"].numpy()) for _ in range(k)]
+    for s in range(0, len(texts), batch_size):
+      txts.append(model.encode_text(tf.constant(texts[s:s + batch_size])).numpy())
+    labels.append(b["label"].numpy())
+    ids += [x.decode() for x in b["id"].numpy()]
+    n += len(b["label"])
+  return (np.concatenate(imgs), np.concatenate(txts), np.array(owner), np.concatenate(labels),
+          ids)
+
+
+def eval_fn(config):
+  """`model -> metrics` on the config's eval split (zero-shot for digits, retrieval always)."""
+  if not config.data.get("eval"):
+    return None
+
+  pre = config.precompute.enabled
+
+  def fn(model):
+    img, txt, owner, labels, _ = embed_eval_set(
+        model, config.precompute.eval if pre else config.data.eval, config.image.image_size,
+        crop_fraction=config.data.get("crop_fraction", 1.0),
+        embedding_dim=config.precompute.dim if pre else None)
+    out = {k: v for k, v in evaluation.recall_at_k(img, txt, owner).items() if k.endswith("@1")}
     if config.dataset == "digits":
-      ds = digits.train_dataset(per_replica, text_tower.tokenize, seed=seed + ctx.input_pipeline_id)
-    return ds
+      cls = evaluation.class_embeddings(model, digits.CLASS_NAMES, digits.TEMPLATES)
+      out["zero_shot_top1"] = float(((img @ cls.T).argmax(1) == labels).mean())
+    return out
 
   return fn

@@ -1,0 +1,70 @@
+"""The full config schema with defaults; each experiment file overrides what it needs."""
+import ml_collections
+
+
+def base_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.setting = "Lu"          # image tower letter, then text tower letter (L / U / u)
+  c.dataset = "custom"      # digits | emoji | custom (then set data.train / data.eval)
+  c.loss = "softmax"        # softmax | sigmoid
+  c.global_batch_loss = True  # False: the per-replica loss the paper compares against
+  c.deterministic = False
+  c.mixed_precision = False  # bfloat16 compute; loss and temperature stay float32
+  c.cache_dir = ""          # default $LIT_KERAS_CACHE or ~/.cache/lit_keras
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dir = ""
+  c.data.train = ""         # glob of TFRecord shards (lit_keras.data.schema)
+  c.data.eval = ""
+  c.data.augment = True     # Inception crop; False: central crop
+  c.data.crop_fraction = 1.0
+  c.data.shuffle_buffer = 10_000
+  c.data.skip_corrupt = False
+
+  c.image = ml_collections.ConfigDict()
+  c.image.handle = ""       # TF-Hub handle / Kaggle URL / local SavedModel
+  c.image.image_size = 224
+  c.image.value_range = (0.0, 1.0)
+  c.image.output_key = ""
+  c.image.lr_mult = 1.0     # learning-rate multiplier of an unlocked image tower
+  c.image.unlock_at_step = 0  # delayed unlocking: keep a "U" image tower frozen this long
+  c.image.vit = dict(patch_size=16, hidden_size=768, num_layers=12, num_heads=12, mlp_dim=3072)
+
+  c.text = ml_collections.ConfigDict()
+  c.text.preprocess = ""    # TF-Hub BERT preprocessor (L / U)
+  c.text.encoder = ""       # TF-Hub BERT encoder (L / U)
+  c.text.pooling = "pooled"
+  c.text.vocab = ""         # WordPiece vocab for a from-scratch text tower (u)
+  c.text.sentencepiece_model = ""
+  c.text.lower_case = True
+  c.text.seq_length = 16
+  c.text.scratch_pooling = "cls"
+  c.text.bert = dict(hidden_size=768, num_layers=12, num_heads=12, inner_dim=3072)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.embed_dim = 768
+  c.model.head_hidden_dims = ()
+
+  c.precompute = ml_collections.ConfigDict()
+  c.precompute.enabled = False  # train from pre-computed locked image embeddings
+  c.precompute.dim = 0          # filled in by train.py
+  c.precompute.train = ""       # filled in by train.py
+  c.precompute.eval = ""        # filled in by train.py
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"    # adamw | adafactor
+  c.optim.lr = 1e-3
+  c.optim.weight_decay = 1e-4
+  c.optim.warmup_steps = 0
+  c.optim.decay = "cosine"  # cosine | linear | constant
+  c.optim.clip_grad_norm = 1.0
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+
+  c.batch_size = 256
+  c.total_steps = 1000
+  c.log_every = 50
+  c.checkpoint_every = 500
+  c.eval_every = 0
+  return c
