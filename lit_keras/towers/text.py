@@ -38,6 +38,12 @@ class _TextTower(base.Tower):
   def tokenize(self, strings):
     raise NotImplementedError
 
+  def encode(self, inputs, training=None):
+    """Subclasses set `self.encoder` (BERT dict in → dict out) and `self.pooling`."""
+    inputs = self._inputs(inputs)
+    outputs = self.encoder(inputs, training=training)
+    return _pool(outputs, inputs["input_mask"], self.pooling)
+
   def _inputs(self, inputs):
     if isinstance(inputs, dict):
       missing = [k for k in BERT_INPUT_KEYS if k not in inputs]
@@ -85,11 +91,6 @@ class HubBertTextTower(_TextTower):
     strings = tokenizers._clean_strings(strings)  # pylint: disable=protected-access
     packed = self._pack([self._tokenize(strings)])
     return {k: tf.cast(packed[k], tf.int32) for k in BERT_INPUT_KEYS}
-
-  def encode(self, inputs, training=None):
-    inputs = self._inputs(inputs)
-    outputs = self.encoder(inputs, training=training)
-    return _pool(outputs, inputs["input_mask"], self.pooling)
 
   def get_config(self):
     config = super().get_config()
@@ -143,11 +144,6 @@ class BertTextTower(_TextTower):
 
   def tokenize(self, strings):
     return self.tokenizer(strings)
-
-  def encode(self, inputs, training=None):
-    inputs = self._inputs(inputs)
-    outputs = self.encoder(inputs, training=training)
-    return _pool(outputs, inputs["input_mask"], self.pooling)
 
   def get_config(self):
     config = super().get_config()

@@ -131,22 +131,31 @@ def train_dataset_fn(config):
 
 
 def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fraction=1.0,
-                   embedding_dim=None):
-  """Image embeddings, all captions' embeddings, caption→image index, labels, ids."""
-  imgs, txts, owner, labels, ids = [], [], [], [], []
+                   embedding_dim=None, thumbnail_size=0):
+  """One pass over an eval set. Returns a dict of NumPy arrays / lists:
+
+  "image_emb" [n, d], "text_emb" [m, d] (every caption), "owner" [m] (caption → image),
+  "labels" [n], "ids" (n), "texts" (m), and "thumbs" [n, s, s, 3] if `thumbnail_size`.
+  """
+  out = {k: [] for k in ("image_emb", "text_emb", "owner", "labels", "ids", "texts", "thumbs")}
   n = 0
   for b in pipeline.eval_dataset(file_pattern, batch_size, image_size,
                                  crop_fraction=crop_fraction, embedding_dim=embedding_dim):
-    imgs.append(model.encode_image(b["image"]).numpy())
+    out["image_emb"].append(model.encode_image(b["image"]).numpy())
     texts = [t for row, k in zip(b["texts"].numpy(), b["num_texts"].numpy()) for t in row[:k]]
-    owner += [n + i for i, k in enumerate(b["num_texts"].numpy()) for _ in range(k)]
+    out["owner"] += [n + i for i, k in enumerate(b["num_texts"].numpy()) for _ in range(k)]
     for s in range(0, len(texts), batch_size):
-      txts.append(model.encode_text(tf.constant(texts[s:s + batch_size])).numpy())
-    labels.append(b["label"].numpy())
-    ids += [x.decode() for x in b["id"].numpy()]
+      out["text_emb"].append(model.encode_text(tf.constant(texts[s:s + batch_size])).numpy())
+    out["texts"] += [t.decode("utf-8", "replace") for t in texts]
+    out["labels"].append(b["label"].numpy())
+    out["ids"] += [x.decode() for x in b["id"].numpy()]
+    if thumbnail_size and not embedding_dim:
+      out["thumbs"].append(tf.image.resize(b["image"], [thumbnail_size] * 2).numpy())
     n += len(b["label"])
-  return (np.concatenate(imgs), np.concatenate(txts), np.array(owner), np.concatenate(labels),
-          ids)
+  for k in ("image_emb", "text_emb", "labels", "thumbs"):
+    out[k] = np.concatenate(out[k]) if out[k] else np.zeros([0])
+  out["owner"] = np.array(out["owner"])
+  return out
 
 
 def eval_fn(config):
@@ -157,14 +166,15 @@ def eval_fn(config):
   pre = config.precompute.enabled
 
   def fn(model):
-    img, txt, owner, labels, _ = embed_eval_set(
+    e = embed_eval_set(
         model, config.precompute.eval if pre else config.data.eval, config.image.image_size,
         crop_fraction=config.data.get("crop_fraction", 1.0),
         embedding_dim=config.precompute.dim if pre else None)
-    out = {k: v for k, v in evaluation.recall_at_k(img, txt, owner).items() if k.endswith("@1")}
+    out = {k: v for k, v in evaluation.recall_at_k(e["image_emb"], e["text_emb"],
+                                                   e["owner"]).items() if k.endswith("@1")}
     if config.dataset == "digits":
       cls = evaluation.class_embeddings(model, digits.CLASS_NAMES, digits.TEMPLATES)
-      out["zero_shot_top1"] = float(((img @ cls.T).argmax(1) == labels).mean())
+      out["zero_shot_top1"] = float(((e["image_emb"] @ cls.T).argmax(1) == e["labels"]).mean())
     return out
 
   return fn

@@ -1,0 +1,81 @@
+"""The serving SavedModel: signatures, and a fresh process that imports only TF + TF Text."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+import tf_keras
+
+from lit_keras.data import preprocess
+from lit_keras.export import serving
+from tests import tiny_models
+
+CLASSES = ["cat", "dog", ["digit", "number"]]
+TEMPLATES = ["a photo of a {}.", "{}"]
+
+CHILD = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the ops of the text tokenizer)
+assert "lit_keras" not in sys.modules and "tf_keras" not in sys.modules
+m = tf.saved_model.load(sys.argv[1])
+d = np.load(sys.argv[2])
+out = {
+  "bytes": m.signatures["embed_image"](encoded=tf.constant(
+      [open(p, "rb").read() for p in sys.argv[4:]]))["embeddings"],
+  "uint8": m.signatures["embed_image_tensor"](images=tf.constant(d["uint8"]))["embeddings"],
+  "float": m.signatures["embed_image_float"](images=tf.constant(d["float"]))["embeddings"],
+  "text": m.signatures["embed_text"](texts=tf.constant(list(d["texts"])))["embeddings"],
+  "probs": m.signatures["zero_shot"](images=tf.constant(d["uint8"]))["probabilities"],
+}
+np.savez(sys.argv[3], **{k: v.numpy() for k, v in out.items()},
+         class_names=m.class_names.numpy())
+print(json.dumps(sorted(m.signatures.keys())))
+"""
+
+
+def test_export_runs_in_a_fresh_process(tmp_path, image_module, vocab_file):
+  tf_keras.utils.set_random_seed(0)
+  model = tiny_models.lit_model("Lu", image_module, vocab_file)
+  rng = np.random.default_rng(0)
+  uint8 = rng.integers(0, 255, (3, 20, 24, 3), dtype=np.uint8)
+  pngs = []
+  for i, im in enumerate(uint8):
+    pngs.append(str(tmp_path / f"{i}.png"))
+    Image.fromarray(im).save(pngs[-1])
+  texts = np.array([b"a photo of a cat.", b"digit", "invalid \xff utf8".encode("latin-1")])
+  model({"image": np.zeros([1, 16, 16, 3], np.float32), "text": tf.constant(["a"])})
+  path = str(tmp_path / "export")
+  serving.export(model, path, 16, CLASSES, TEMPLATES)
+
+  inputs = str(tmp_path / "inputs.npz")
+  np.savez(inputs, uint8=uint8,
+           float=uint8.astype(np.float32) / 255.0, texts=texts)
+  outputs = str(tmp_path / "outputs.npz")
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  proc = subprocess.run([sys.executable, "-c", CHILD, path, inputs, outputs, *pngs], env=env,
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+      "embed_image", "embed_image_float", "embed_image_tensor", "embed_text", "zero_shot"]
+  got = np.load(outputs, allow_pickle=True)
+
+  # In-process references: the same preprocessing (central crop + resize) and the model.
+  images = np.stack([preprocess.central_crop_resize(tf.constant(im / 255.0, tf.float32), 16)
+                     for im in uint8])
+  ref_img = model.encode_image(images).numpy()
+  ref_txt = model.encode_text(tf.constant(texts)).numpy()
+  for key in ("bytes", "uint8", "float"):
+    np.testing.assert_allclose(got[key], ref_img, atol=1e-5, err_msg=key)
+  np.testing.assert_allclose(got["text"], ref_txt, atol=1e-5)
+  np.testing.assert_allclose(np.linalg.norm(got["text"], axis=1), 1.0, rtol=1e-5)
+  from lit_keras import evaluation
+  cls = evaluation.class_embeddings(model, CLASSES, TEMPLATES)
+  logits = 10.0 * ref_img @ cls.T
+  probs = np.exp(logits - logits.max(1, keepdims=True))
+  np.testing.assert_allclose(got["probs"], probs / probs.sum(1, keepdims=True), atol=1e-5)
+  assert [c.decode() for c in got["class_names"]] == ["cat", "dog", "digit"]
