@@ -100,7 +100,8 @@ def _eval_sets(config):
 def evaluate_set(model, name, data, image_size, classes, templates, out_dir, batch_size=256):
   """Retrieval and (if classes) zero-shot on one set; writes its PNG and HTML."""
   slug = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
-  e = tasks.embed_eval_set(model, data, image_size, batch_size, thumbnail_size=64)
+  e = tasks.embed_eval_set(model, data, image_size, batch_size, thumbnail_size=32,
+                           progress=True)
   img, txt, owner, labels = e["image_emb"], e["text_emb"], e["owner"], e["labels"]
   result = {"images": int(len(img)), "captions": int(len(txt)),
             "retrieval": evaluation.recall_at_k(img, txt, owner)}

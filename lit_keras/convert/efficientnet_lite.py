@@ -32,8 +32,11 @@ def _block_specs():
   return specs
 
 
-def build(include_top=True, image_size=IMAGE_SIZE):
+def build(include_top=True, image_size=None):
   """Builds EfficientNet-Lite0; inputs are float images in [0, 1] (the TF-Hub convention).
+
+  `image_size=None` accepts any input size (like TF-Hub's EfficientNet feature vectors; the
+  weights were trained at 224 px).
 
   Layer names follow the PyTorch state dict (`_blocks.3._expand_conv` → `blocks_3_expand_conv`)
   so that `load_weights` can map every tensor. Returns a model whose output is the pooled
@@ -41,7 +44,7 @@ def build(include_top=True, image_size=IMAGE_SIZE):
   """
   L = tf_keras.layers
   bn = lambda name: L.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
-  inp = tf_keras.Input([image_size, image_size, 3], name="images")
+  inp = tf_keras.Input([image_size, image_size, 3], name="images")  # None: any size
   x = L.Lambda(lambda t: (t * 255.0 - MEAN) / STD, name="normalize")(inp)
   x = L.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(x)
   x = L.ReLU(6.0)(bn("bn0")(x))

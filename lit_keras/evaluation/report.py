@@ -45,7 +45,9 @@ def plot_confusion(cm, class_names, path, title="", max_classes=40):
 
 def _thumb(image, size=64):
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  arr = (np.clip(np.asarray(image, np.float32), 0, 1) * 255).round().astype(np.uint8)
+  arr = np.asarray(image)
+  if arr.dtype != np.uint8:
+    arr = (np.clip(arr.astype(np.float32), 0, 1) * 255).round().astype(np.uint8)
   im = Image.fromarray(arr).resize((size, size))
   buf = io.BytesIO()
   im.save(buf, format="PNG")

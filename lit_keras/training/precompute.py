@@ -16,8 +16,19 @@ import sys
 import time
 
 
+def _module_stamp(handle):
+  """For a local SavedModel, what changes when it is rebuilt (sizes and times of its files)."""
+  stamp = []
+  for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
+    path = os.path.join(handle, name)
+    if os.path.exists(path):
+      st = os.stat(path)
+      stamp.append((name, st.st_size, int(st.st_mtime)))
+  return stamp
+
+
 def cache_key(source, files):
-  ident = {"source": source,
+  ident = {"source": source, "module": _module_stamp(source["handle"]),
            "files": [(os.path.basename(f), os.path.getsize(f) if os.path.exists(f) else None)
                      for f in files]}
   return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]

@@ -131,16 +131,19 @@ def train_dataset_fn(config):
 
 
 def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fraction=1.0,
-                   embedding_dim=None, thumbnail_size=0):
+                   embedding_dim=None, thumbnail_size=0, progress=False):
   """One pass over an eval set. Returns a dict of NumPy arrays / lists:
 
   "image_emb" [n, d], "text_emb" [m, d] (every caption), "owner" [m] (caption → image),
-  "labels" [n], "ids" (n), "texts" (m), and "thumbs" [n, s, s, 3] if `thumbnail_size`.
+  "labels" [n], "ids" (n), "texts" (m), and "thumbs" uint8 [n, s, s, 3] if `thumbnail_size`
+  (3 KB an image at 32 px: tens of thousands of images stay in memory comfortably).
   """
+  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
   out = {k: [] for k in ("image_emb", "text_emb", "owner", "labels", "ids", "texts", "thumbs")}
   n = 0
-  for b in pipeline.eval_dataset(file_pattern, batch_size, image_size,
-                                 crop_fraction=crop_fraction, embedding_dim=embedding_dim):
+  batches = pipeline.eval_dataset(file_pattern, batch_size, image_size,
+                                  crop_fraction=crop_fraction, embedding_dim=embedding_dim)
+  for b in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
     out["image_emb"].append(model.encode_image(b["image"]).numpy())
     texts = [t for row, k in zip(b["texts"].numpy(), b["num_texts"].numpy()) for t in row[:k]]
     out["owner"] += [n + i for i, k in enumerate(b["num_texts"].numpy()) for _ in range(k)]
@@ -150,7 +153,9 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
     out["labels"].append(b["label"].numpy())
     out["ids"] += [x.decode() for x in b["id"].numpy()]
     if thumbnail_size and not embedding_dim:
-      out["thumbs"].append(tf.image.resize(b["image"], [thumbnail_size] * 2).numpy())
+      thumbs = tf.image.resize(b["image"], [thumbnail_size] * 2, antialias=True)
+      out["thumbs"].append(tf.cast(tf.round(tf.clip_by_value(thumbs, 0, 1) * 255),
+                                   tf.uint8).numpy())
     n += len(b["label"])
   for k in ("image_emb", "text_emb", "labels", "thumbs"):
     out[k] = np.concatenate(out[k]) if out[k] else np.zeros([0])
