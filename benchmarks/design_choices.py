@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/design_choices.py --out docs/design_choices   # ≈ 1 hour, 2 cores
 
+Resumable: finished runs are kept in results.json and skipped on a re-run.
+
 Settings Lu, LU, Uu, UU, uu, UL (image letter first) × 3 seeds on the same data (Google-style
 emoji, training concepts), resolution, batch, step budget and evaluation; pretrained image
 tower = the ported EfficientNet-Lite0, pretrained text tower = the ported MiniLM-L6 (mean
@@ -32,7 +34,10 @@ import tf_keras  # noqa: E402
 
 from configs import common  # noqa: E402
 from lit_keras import evaluation  # noqa: E402
+from lit_keras.convert import pretrained  # noqa: E402
 from lit_keras.datasets import emoji  # noqa: E402
+from lit_keras.training import builders  # noqa: E402
+from lit_keras.training import precompute  # noqa: E402
 from lit_keras.training import tasks  # noqa: E402
 from lit_keras.training import trainer  # noqa: E402
 
@@ -67,12 +72,19 @@ def make_config(setting, seed, args, global_batch_loss=True):
 
 
 def evaluate(model, config, data_dir):
+  """For a locked image tower, reads cached embeddings of the eval images (the same numbers as
+  running the tower, computed once for all L runs)."""
   classes = emoji.subcategories(data_dir)
   out = {}
   for name, pattern in (("heldout", "google-heldout-*.tfrecord"),
                         ("3d_train", "3d-train-*.tfrecord"),
                         ("3d_heldout", "3d-heldout-*.tfrecord")):
-    e = tasks.embed_eval_set(model, os.path.join(data_dir, pattern), config.image.image_size)
+    files, dim = os.path.join(data_dir, pattern), None
+    if config.precompute.enabled:
+      emb_dir, dim, _ = precompute.precompute(builders.image_source(config), files,
+                                              config.cache_dir or pretrained.default_cache_dir())
+      files = os.path.join(emb_dir, "emb-*.tfrecord")
+    e = tasks.embed_eval_set(model, files, config.image.image_size, embedding_dim=dim)
     r = evaluation.recall_at_k(e["image_emb"], e["text_emb"], e["owner"], ks=(1, 5))
     cls = evaluation.class_embeddings(model, classes, EVAL_TEMPLATES)
     zs, _ = evaluation.zero_shot_accuracy(None, None, e["labels"], cls,
@@ -87,7 +99,8 @@ def run(config, strategy, workdir):
   t0 = time.time()
   metrics = trainer.train(resolved, workdir, strategy, tasks.train_dataset_fn(resolved))
   train_s = time.time() - t0
-  model, _, _ = trainer.restore_model(resolved, workdir)
+  model, _, _ = trainer.restore_model(resolved, workdir,
+                                      precomputed=resolved.precompute.enabled)
   data_dir = os.path.dirname(resolved.data.eval)
   return {"train_loss": metrics["loss"], "train_seconds": train_s,
           **evaluate(model, resolved, data_dir)}
@@ -136,9 +149,9 @@ def main():
   p = argparse.ArgumentParser()
   p.add_argument("--out", default="docs/design_choices")
   p.add_argument("--seeds", type=int, default=3)
-  p.add_argument("--steps", type=int, default=200)
+  p.add_argument("--steps", type=int, default=150)
   p.add_argument("--batch_size", type=int, default=128)
-  p.add_argument("--image_size", type=int, default=128)
+  p.add_argument("--image_size", type=int, default=112)
   p.add_argument("--settings", default=",".join(SETTINGS))
   p.add_argument("--skip_loss_comparison", action="store_true")
   args = p.parse_args()
