@@ -110,51 +110,46 @@ def _done(out_dir, sources):
     return json.load(f).get("sources") == sources
 
 
-def _finish(tmp_dir, out_dir, sources):
-  with open(os.path.join(tmp_dir, "DONE.json"), "w") as f:
-    json.dump({"sources": sources, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=2)
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
-  os.replace(tmp_dir, out_dir)  # atomic: a half-built export is never taken for a finished one
-
-
-def build_efficientnet_lite0(out_dir):
-  from lit_keras.convert import efficientnet_lite  # pylint: disable=g-import-not-at-top
-  from lit_keras.convert import torch_pickle  # pylint: disable=g-import-not-at-top
-  from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
-  files = source_files("efficientnet_lite0")
+def _build(name, out_dir, write):
+  """Shared build protocol: checked sources, skip if up to date, write into a temporary
+  directory, then an atomic rename — a half-built export is never taken for a finished one."""
+  files = source_files(name)
   sources = {os.path.basename(p): sha256(p) for p in files.values()}
-  sources["format_version"] = FORMAT_VERSION["efficientnet_lite0"]
+  sources["format_version"] = FORMAT_VERSION[name]
   if _done(out_dir, sources):
-    _log(f"efficientnet_lite0: up to date in {out_dir}")
+    _log(f"{name}: up to date in {out_dir}")
     return out_dir
   t0 = time.time()
-  _log("efficientnet_lite0: reading the PyTorch state dict (restricted unpickler, no torch)")
-  state = torch_pickle.load_legacy_state_dict(files["models/efficientnet-lite0-57934424.pth"])
   tmp = out_dir + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
+  write(files, tmp)
+  with open(os.path.join(tmp, "DONE.json"), "w") as f:
+    json.dump({"sources": sources, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=2)
+  if os.path.exists(out_dir):
+    shutil.rmtree(out_dir)
+  os.replace(tmp, out_dir)
+  _log(f"{name}: done in {time.time() - t0:.0f}s → {out_dir}")
+  return out_dir
+
+
+def _write_efficientnet_lite0(files, out):
+  from lit_keras.convert import efficientnet_lite  # pylint: disable=g-import-not-at-top
+  from lit_keras.convert import torch_pickle  # pylint: disable=g-import-not-at-top
+  from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
+  _log("efficientnet_lite0: reading the PyTorch state dict (restricted unpickler, no torch)")
+  state = torch_pickle.load_legacy_state_dict(files["models/efficientnet-lite0-57934424.pth"])
   for include_top, sub in ((False, "feature_vector"), (True, "classification")):
     _log(f"efficientnet_lite0: building and exporting {sub}")
     model = efficientnet_lite.load_weights(efficientnet_lite.build(include_top=include_top),
                                            state)
-    tfhub_format.export_image_feature_vector(model, os.path.join(tmp, sub))
-  _finish(tmp, out_dir, sources)
-  _log(f"efficientnet_lite0: done in {time.time() - t0:.0f}s → {out_dir}")
-  return out_dir
+    tfhub_format.export_image_feature_vector(model, os.path.join(out, sub))
 
 
-def build_minilm_l6(out_dir):
+def _write_minilm_l6(files, out):
   from official.nlp.configs import encoders  # pylint: disable=g-import-not-at-top
   from lit_keras.convert import bert_safetensors  # pylint: disable=g-import-not-at-top
   from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
-  files = source_files("minilm_l6")
-  sources = {os.path.basename(p): sha256(p) for p in files.values()}
-  sources["format_version"] = FORMAT_VERSION["minilm_l6"]
-  if _done(out_dir, sources):
-    _log(f"minilm_l6: up to date in {out_dir}")
-    return out_dir
-  t0 = time.time()
   _log("minilm_l6: reading safetensors (NumPy)")
   weights = bert_safetensors.load(files["model/model.safetensors"])
   with open(files["model/config.json"]) as f:
@@ -162,14 +157,17 @@ def build_minilm_l6(out_dir):
   config = bert_safetensors.encoder_config(weights, num_heads)
   encoder = encoders.build_encoder(config)
   bert_safetensors.assign(encoder, weights, num_heads)
-  tmp = out_dir + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
   _log("minilm_l6: exporting the TF-Hub preprocess + encoder pair")
-  tfhub_format.export_bert_pair(config, encoder, tmp, vocab_file=files["model/vocab.txt"],
+  tfhub_format.export_bert_pair(config, encoder, out, vocab_file=files["model/vocab.txt"],
                                 do_lower_case=True, seq_length=MINILM_SEQ_LENGTH)
-  _finish(tmp, out_dir, sources)
-  _log(f"minilm_l6: done in {time.time() - t0:.0f}s → {out_dir}")
-  return out_dir
+
+
+def build_efficientnet_lite0(out_dir):
+  return _build("efficientnet_lite0", out_dir, _write_efficientnet_lite0)
+
+
+def build_minilm_l6(out_dir):
+  return _build("minilm_l6", out_dir, _write_minilm_l6)
 
 
 BUILDERS = {"efficientnet_lite0": build_efficientnet_lite0, "minilm_l6": build_minilm_l6}
