@@ -38,6 +38,8 @@ setuptools.setup(
         "lit-keras-convert=lit_keras.data.convert:main",
         "lit-keras-validate=lit_keras.data.validate:main",
         "lit-keras-build-data=lit_keras.datasets.build:main",
+        "lit-keras-precompute=lit_keras.training.precompute:main",
+        "lit-keras-export=lit_keras.export.serving:main",
     ]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
