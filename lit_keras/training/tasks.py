@@ -177,8 +177,15 @@ def eval_fn(config):
         embedding_dim=config.precompute.dim if pre else None)
     out = {k: v for k, v in evaluation.recall_at_k(e["image_emb"], e["text_emb"],
                                                    e["owner"]).items() if k.endswith("@1")}
+    classes = None
     if config.dataset == "digits":
-      cls = evaluation.class_embeddings(model, digits.CLASS_NAMES, digits.TEMPLATES)
+      classes, templates = digits.CLASS_NAMES, digits.TEMPLATES
+    elif config.dataset == "emoji":
+      from lit_keras.datasets import emoji  # pylint: disable=g-import-not-at-top
+      classes = emoji.subcategories(os.path.dirname(config.data.eval))
+      templates = ["{}"]
+    if classes is not None:
+      cls = evaluation.class_embeddings(model, classes, templates)
       out["zero_shot_top1"] = float(((e["image_emb"] @ cls.T).argmax(1) == e["labels"]).mean())
     return out
 
