@@ -5,7 +5,6 @@ import os
 
 import numpy as np
 from PIL import Image
-import pytest
 import tensorflow as tf
 
 from lit_keras.data import convert
