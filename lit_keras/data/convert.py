@@ -175,6 +175,9 @@ def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(),
   jobs = [(shard_path(output_dir, prefix, i, num_shards), shards.get(i, []))
           for i in range(num_shards)]
   workers = workers or min(len(jobs), os.cpu_count() or 1)
+  main = sys.modules.get("__main__")
+  if workers > 1 and not getattr(main, "__file__", None):
+    workers = 1  # spawned workers re-import __main__, impossible from stdin or a REPL
   written, skipped = 0, 0
   with tqdm(total=len(unique), unit="img", desc=f"{prefix}: converting", disable=quiet,
             file=sys.stderr) as bar:

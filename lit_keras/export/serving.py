@@ -39,8 +39,9 @@ class LiTServing(tf.Module):
       self.class_embeddings = tf.Variable(np.asarray(class_embeddings, np.float32),
                                           trainable=False)
       self.class_names = tf.Variable(list(class_names), trainable=False, dtype=tf.string)
-    else:
-      self.class_embeddings = None
+      # Only a module with classes has (and traces) a zero-shot function.
+      self.zero_shot = tf.function(self._zero_shot, input_signature=[
+          tf.TensorSpec([None, None, None, 3], tf.uint8)])
 
   def _prepare(self, image):
     return preprocess.central_crop_resize(image, self.image_size, self.crop_fraction)
@@ -72,8 +73,7 @@ class LiTServing(tf.Module):
   def embed_text(self, texts):
     return {"embeddings": self.model.encode_text(texts, training=False)}
 
-  @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
-  def zero_shot(self, images):
+  def _zero_shot(self, images):
     emb = self._embed_float(tf.image.convert_image_dtype(images, tf.float32))
     logits = self.logit_scale * tf.matmul(emb, self.class_embeddings, transpose_b=True)
     return {"probabilities": tf.nn.softmax(logits), "embeddings": emb}

@@ -86,6 +86,8 @@ class SentencePieceTokenizer(tf_keras.layers.Layer):
 
   Handles scripts without spaces (Japanese, Chinese, Thai) since SentencePiece needs no
   pre-tokenization. Layout: `[BOS] pieces… [EOS] [PAD]…`, using the model's own bos/eos/pad ids.
+  The SentencePiece model lives in a TF resource: `tf.random.set_seed` (and so
+  `tf_keras.utils.set_random_seed`) drops it, so create the tokenizer after seeding.
 
   Args:
     model_file: path of a trained SentencePiece `.model` file. The model must define bos, eos and

@@ -23,15 +23,25 @@ def image_source(config):
           "crop": "central", "crop_fraction": float(config.data.get("crop_fraction", 1.0))}
 
 
+def build_tokenizer(c):
+  """The from-scratch text tower's tokenizer (SentencePiece if a model is given, else WordPiece)."""
+  if c.get("sentencepiece_model"):
+    return towers.SentencePieceTokenizer(c.sentencepiece_model, seq_length=c.seq_length)
+  return towers.WordPieceTokenizer(c.vocab, seq_length=c.seq_length,
+                                   lower_case=c.get("lower_case", True))
+
+
+def build_tokenize_fn(c, state):
+  """strings → BERT inputs, for the input pipeline (a hub tower brings its preprocessor)."""
+  if state == towers.SCRATCH:
+    return build_tokenizer(c)
+  return build_text_tower(c, state).tokenize
+
+
 def build_text_tower(c, state):
   if state == towers.SCRATCH:
-    if c.get("sentencepiece_model"):
-      tok = towers.SentencePieceTokenizer(c.sentencepiece_model, seq_length=c.seq_length)
-    else:
-      tok = towers.WordPieceTokenizer(c.vocab, seq_length=c.seq_length,
-                                      lower_case=c.get("lower_case", True))
-    return towers.BertTextTower(tok, pooling=c.get("scratch_pooling", "cls"), name="text_tower",
-                                **c.bert)
+    return towers.BertTextTower(build_tokenizer(c), pooling=c.get("scratch_pooling", "cls"),
+                                name="text_tower", **c.bert)
   return towers.HubBertTextTower(c.preprocess, c.encoder, state=state, pooling=c.pooling,
                                  seq_length=c.seq_length, name="text_tower")
 

@@ -111,15 +111,19 @@ def validate_replicas(config, strategy):
 
 def train_dataset_fn(config):
   """`(input_context, seed, start_step) -> per-replica tf.data.Dataset` for the trainer."""
-  text_tower = builders.build_text_tower(config.text, config.setting[1])
   pre = config.precompute.enabled
+  tokenize = []
 
   def fn(ctx, seed, start_step=0):
+    # Built on first use, i.e. after the trainer has seeded TF: `tf.random.set_seed` drops
+    # kernel-held resources such as a SentencePiece model created before it.
+    if not tokenize:
+      tokenize.append(builders.build_tokenize_fn(config.text, config.setting[1]))
     per_replica = ctx.get_per_replica_batch_size(config.batch_size)
     return pipeline.train_dataset(
         config.precompute.train if pre else config.data.train, per_replica,
         config.image.image_size,
-        text_tower.tokenize, input_context=ctx, seed=seed,
+        tokenize[0], input_context=ctx, seed=seed,
         embedding_dim=config.precompute.dim if pre else None,
         skip_corrupt=config.data.get("skip_corrupt", False),
         shuffle_buffer=config.data.get("shuffle_buffer", 10_000),

@@ -79,3 +79,42 @@ def test_export_runs_in_a_fresh_process(tmp_path, image_module, vocab_file):
   probs = np.exp(logits - logits.max(1, keepdims=True))
   np.testing.assert_allclose(got["probs"], probs / probs.sum(1, keepdims=True), atol=1e-5)
   assert [c.decode() for c in got["class_names"]] == ["cat", "dog", "digit"]
+
+
+SP_CHILD = r"""
+import sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+m = tf.saved_model.load(sys.argv[1])
+texts = [t for t in open(sys.argv[2], encoding="utf-8").read().split("\n") if t]
+np.save(sys.argv[3], m.signatures["embed_text"](texts=tf.constant(texts))["embeddings"].numpy())
+"""
+
+
+def test_sentencepiece_export_embeds_non_latin_text(tmp_path, image_module):
+  """embed_text of the export, on strings in several scripts, equals the in-process model."""
+  import sentencepiece as spm
+  from lit_keras import towers
+  from lit_keras.models import LiTModel
+  texts = ["犬の写真", "صورة كلب", "ภาพถ่ายของสุนัข", "фотография собаки", "कुत्ते की तस्वीर",
+           "개 사진", "狗的照片", "a photo of a dog"]
+  spm.SentencePieceTrainer.train(sentence_iterator=iter(texts * 30),
+                                 model_prefix=str(tmp_path / "sp"), vocab_size=65, pad_id=0,
+                                 unk_id=1, bos_id=2, eos_id=3, character_coverage=1.0,
+                                 minloglevel=2)
+  tf_keras.utils.set_random_seed(0)
+  text_tower = towers.BertTextTower(towers.SentencePieceTokenizer(str(tmp_path / "sp.model")),
+                                    hidden_size=16, num_layers=1, num_heads=2, inner_dim=32)
+  model = LiTModel(towers.HubImageTower(image_module, image_size=16), text_tower, embed_dim=8)
+  ref = model.encode_text(tf.constant(texts)).numpy()
+  path = str(tmp_path / "export")
+  serving.export(model, path, 16)
+  (tmp_path / "texts.txt").write_text("\n".join(texts), encoding="utf-8")
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  proc = subprocess.run([sys.executable, "-c", SP_CHILD, path, str(tmp_path / "texts.txt"),
+                         str(tmp_path / "out.npy")], env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ref, atol=1e-5)
+  assert len({tuple(r.round(4)) for r in ref}) == len(texts)  # distinct texts, distinct vectors
