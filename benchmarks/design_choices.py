@@ -25,6 +25,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from absl import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _cpu = tf.config.list_physical_devices("CPU")[0]
@@ -146,6 +147,7 @@ def summarize(results, out_dir):
 
 
 def main():
+  logging.set_verbosity(logging.INFO)  # the trainer's progress lines
   p = argparse.ArgumentParser()
   p.add_argument("--out", default="docs/design_choices")
   p.add_argument("--seeds", type=int, default=3)

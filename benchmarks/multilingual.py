@@ -20,6 +20,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -77,6 +78,7 @@ def per_language(model, image_emb, heldout):
 
 
 def main():
+  logging.set_verbosity(logging.INFO)  # the trainer's progress lines
   p = argparse.ArgumentParser()
   p.add_argument("--out", default="docs/multilingual")
   p.add_argument("--steps", type=int, default=300)

@@ -118,7 +118,9 @@ def train_dataset_fn(config):
     # Built on first use, i.e. after the trainer has seeded TF: `tf.random.set_seed` drops
     # kernel-held resources such as a SentencePiece model created before it.
     if not tokenize:
-      tokenize.append(builders.build_tokenize_fn(config.text, config.setting[1]))
+      fn_ = builders.build_tokenize_fn(config.text, config.setting[1])
+      fn_(tf.constant(["warm up"]))  # create its resources eagerly, not inside the map's trace
+      tokenize.append(fn_)
     per_replica = ctx.get_per_replica_batch_size(config.batch_size)
     return pipeline.train_dataset(
         config.precompute.train if pre else config.data.train, per_replica,
