@@ -64,12 +64,19 @@ def restore_model(config, workdir, precomputed=False):
   embeddings (the checkpoint does not hold locked-tower weights).
   """
   model = builders.build_model(config, precomputed=precomputed)
+  # Build every variable first, so that the restore happens now (not deferred to a later call,
+  # when the checkpoint files may be gone).
+  size = config.image.image_size
+  image = (tf.zeros([1, config.precompute.dim]) if precomputed
+           else tf.zeros([1, size, size, 3]))
+  model({"image": image, "text": tf.constant([""])})
   optimizer, image_optimizer = _optimizers(config)
   ckpt = _checkpoint(model, optimizer, image_optimizer)
   path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if path is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
-  ckpt.restore(path).expect_partial()
+  # Every trained part must be restored (optimizer slots need not be).
+  ckpt.restore(path).assert_existing_objects_matched().expect_partial()
   return model, int(optimizer.iterations.numpy()), path
 
 
