@@ -189,3 +189,18 @@ def test_inception_crop_and_central_crop_shapes():
   center = preprocess.central_crop_resize(img, 20)
   assert center.shape == (20, 20, 3)
   np.testing.assert_allclose(preprocess.to_range(tf.ones([1]), (-1.0, 1.0)), [1.0])
+
+
+def test_truncated_shard_is_reported_with_its_file(messy_shards):
+  data = open(messy_shards[0], "rb").read()
+  open(messy_shards[0], "wb").write(data[:-10])  # a shard cut off mid-record (e.g. a failed copy)
+  ds = pipeline.eval_dataset(messy_shards, batch_size=4, image_size=8)
+  with pytest.raises(pipeline.CorruptDataError, match=os.path.basename(messy_shards[0])):
+    try:
+      list(ds)
+    except tf.errors.DataLossError as e:
+      pipeline.raise_corruption(messy_shards, e)
+  report = validate.validate(messy_shards)
+  assert [c["file"] for c in report["corrupt"]] == [messy_shards[0]]
+  skipped = pipeline.eval_dataset(messy_shards, batch_size=4, image_size=8, skip_corrupt=True)
+  assert sum(int(b["image"].shape[0]) for b in skipped) > 0
