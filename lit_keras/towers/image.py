@@ -3,15 +3,8 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+from lit_keras.data import preprocess
 from lit_keras.towers import base
-
-
-def _rescale(images, value_range):
-  """Maps float images in [0, 1] (the lit_keras pipeline convention) to the module's range."""
-  lo, hi = value_range
-  if (lo, hi) == (0.0, 1.0):
-    return images
-  return images * (hi - lo) + lo
 
 
 @tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
@@ -48,7 +41,7 @@ class HubImageTower(base.Tower):
                                  name="module", dtype="float32")
 
   def encode(self, images, training=None):
-    images = _rescale(tf.cast(images, tf.float32), self.value_range)
+    images = preprocess.to_range(tf.cast(images, tf.float32), self.value_range)
     return self.module(images, training=training)
 
   def get_config(self):
@@ -99,7 +92,7 @@ class ViTImageTower(base.Tower):
         output_encoded_tokens=False)
 
   def encode(self, images, training=None):
-    images = _rescale(tf.cast(images, tf.float32), self.value_range)
+    images = preprocess.to_range(tf.cast(images, tf.float32), self.value_range)
     out = self.backbone(images, training=training)["pre_logits"]
     return tf.reshape(out, [-1, self.hidden_size])
 
