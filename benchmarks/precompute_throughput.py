@@ -1,0 +1,88 @@
+"""The pre-compute command's images/s vs the raw forward of the locked image tower.
+
+    .venv/bin/python benchmarks/precompute_throughput.py --repeats 3
+
+Demo configuration: the ported EfficientNet-Lite0 (TF-Hub feature vector, 224 px, batch 64).
+`raw`: the tower's forward on in-memory random batches (the ceiling). `precompute`: the
+`lit-keras-precompute` code path (`training.precompute.precompute`) over the Google-style emoji
+training split (1,529 images, 4 shards) into an empty cache: TFRecord read, PNG decode, resize,
+forward and writing the embedding TFRecords, timed end to end from the call (module load and
+tracing included). Each (mode, repeat) runs in a fresh process, interleaved; JSON lines, then
+medians and ranges. Needs the demo's data and ports (run the README's first command once).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def child(mode, a):
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.path.insert(0, ROOT)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from configs import demo  # pylint: disable=g-import-not-at-top
+  from lit_keras import towers  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import builders, precompute, tasks  # pylint: disable=g-import-not-at-top
+  config = tasks.resolve(demo.get_config(), tempfile.mkdtemp())
+  source = builders.image_source(config)
+  size = source["image_size"]
+  if mode == "raw":
+    tower = towers.HubImageTower(source["handle"], state="L", image_size=size,
+                                 value_range=tuple(source["value_range"]))
+    # The same tf.function as the pre-compute command's, on in-memory batches.
+    embed = tf.function(lambda x: tower(x, training=False),
+                        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    batches = [tf.random.uniform([a.batch_size, size, size, 3], seed=i) for i in range(2)]
+    for i in range(3):
+      embed(batches[i % 2]).numpy()
+    t0 = time.perf_counter()
+    for i in range(a.steps):
+      embed(batches[i % 2]).numpy()
+    seconds = time.perf_counter() - t0
+    count = a.steps * a.batch_size
+  else:
+    with tempfile.TemporaryDirectory() as tmp:
+      t0 = time.perf_counter()
+      _, _, count = precompute.precompute(source, config.data.train, tmp, a.batch_size,
+                                          log=lambda m: print(m, file=sys.stderr))
+      seconds = time.perf_counter() - t0
+  return {"mode": mode, "images": count, "seconds": seconds, "images_per_s": count / seconds,
+          "batch_size": a.batch_size, "loadavg_1m_end": os.getloadavg()[0]}
+
+
+def main():
+  p = argparse.ArgumentParser()
+  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--batch_size", type=int, default=64)
+  p.add_argument("--steps", type=int, default=10, help="timed batches of the raw forward")
+  p.add_argument("--child", default=None)
+  a = p.parse_args()
+  if a.child:
+    print(json.dumps(child(a.child, a)), flush=True)
+    return
+  runs = []
+  for r in range(a.repeats):
+    for mode in ("raw", "precompute"):
+      out = subprocess.run([sys.executable, os.path.abspath(__file__), f"--child={mode}",
+                            f"--batch_size={a.batch_size}", f"--steps={a.steps}"],
+                           stdout=subprocess.PIPE, text=True, check=True).stdout
+      res = json.loads(out.strip().splitlines()[-1])
+      res["repeat"] = r
+      print(json.dumps(res), flush=True)
+      runs.append(res)
+  for mode in ("raw", "precompute"):
+    v = [x["images_per_s"] for x in runs if x["mode"] == mode]
+    print(f"{mode:10s} images/s median {statistics.median(v):.1f} "
+          f"(range {min(v):.1f}–{max(v):.1f}, n={len(v)})")
+
+
+if __name__ == "__main__":
+  main()
