@@ -1,0 +1,495 @@
+"""lit_keras vs open_clip on the shared "bench-tiny" work shape, interleaved in one run.
+
+    .venv/bin/python benchmarks/bench_tiny.py --repeats 3 --out benchmarks/results/bench_tiny
+
+The shape of the peer harness `../shared/peers/open_clip/` (its README): 64×64×3 random images;
+ViT patch 8, width 192, depth 4, heads 3, MLP 768; text transformer width 256, depth 4, heads 4,
+MLP 1024, 16 tokens, vocab 8192; embeddings 128; batch 128; fp32; AdamW lr 1e-3, betas
+0.9/0.999, eps 1e-8, weight decay 0.01; 2 threads; 3 warm-up + 20 timed steps; four distinct
+pre-generated random batches, cycled; a fresh process per (impl, mode, repeat).
+
+Our modes, built from the library's own pieces (`LiTModel`, `make_train_step`, the softmax
+loss over the global batch):
+  lu   image tower locked: a random tf-models-official ViT exported as a TF-Hub feature-vector
+       SavedModel and loaded by `HubImageTower` (the way a locked tower enters lit_keras), its
+       forward every step; BERT text tower (`BertTextTower`, tfm `BertEncoder`) + heads train.
+  uu   both towers trainable (`ViTImageTower` + `BertTextTower`).
+  pre  pre-computed image embeddings (`PrecomputedImageTower`, random [128, 192] features):
+       text tower + heads only — LiT's pre-computation, without the image model in memory.
+
+The driver (no --child) measures the fp32 matmul peak of TF and torch (the peer's
+matmul_peak.py), then for every repeat runs ours lu, peer lu, ours pre, ours uu, peer uu in fresh
+processes, writes ours.jsonl / peer.jsonl / matmul.jsonl / flops.json into --out, prints the
+peer's summarize.py over both JSONL files and our table with FLOPs, fractions of peak and the
+issue's targets. Each JSON line has the peer's keys (impl, mode, train_pairs_per_s, ...).
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "open_clip")
+DEFAULT_PEER_PYTHON = os.path.expanduser("~/.cache/lit-peers/openclip-venv/bin/python")
+MODES = ("lu", "uu", "pre")
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  a = p.add_argument
+  a("--image_size", type=int, default=64)
+  a("--patch_size", type=int, default=8)
+  a("--vision_width", type=int, default=192)
+  a("--vision_layers", type=int, default=4)
+  a("--vision_heads", type=int, default=3)
+  a("--vision_mlp", type=int, default=768)
+  a("--text_width", type=int, default=256)
+  a("--text_layers", type=int, default=4)
+  a("--text_heads", type=int, default=4)
+  a("--text_mlp", type=int, default=1024)
+  a("--context_length", type=int, default=16)
+  a("--vocab_size", type=int, default=8192)
+  a("--embed_dim", type=int, default=128)
+  a("--batch", type=int, default=128)
+  a("--lr", type=float, default=1e-3)
+  a("--weight_decay", type=float, default=0.01)
+  a("--threads", type=int, default=2)
+  a("--warmup", type=int, default=3)
+  a("--steps", type=int, default=20)
+  a("--data_batches", type=int, default=4)
+  a("--seed", type=int, default=0)
+  a("--jit_compile", type=int, default=1, help="child: XLA-compile the train step and encoders")
+  a("--jit_variants", default="1,0",
+    help="driver: run our modes with jit_compile=1 (impl lit_keras) and/or 0 (lit_keras-nojit)")
+  a("--modes", default="lu,uu,pre")
+  a("--repeats", type=int, default=3)
+  a("--out", default=os.path.join(ROOT, "benchmarks", "results", "bench_tiny"))
+  a("--peer", default=DEFAULT_PEER, help="the open_clip peer harness directory ('' = ours only)")
+  a("--peer_python", default=DEFAULT_PEER_PYTHON)
+  a("--child", default=None, help=argparse.SUPPRESS)
+  a("--repeat_index", type=int, default=0, help=argparse.SUPPRESS)
+  a("--hub_dir", default=None, help=argparse.SUPPRESS)
+  return p.parse_args(argv)
+
+
+# ------------------------------------------------------------------------------------------
+# FLOPs (matmul / conv / attention only; 1 multiply-add = 2 FLOPs), the peer's definitions.
+# ------------------------------------------------------------------------------------------
+def analytic_flops(a):
+  def layer(tokens, width, mlp):
+    linear = 2 * tokens * (4 * width * width + 2 * width * mlp)
+    attention = 2 * 2 * tokens * tokens * width
+    return linear + attention
+
+  patches = (a.image_size // a.patch_size) ** 2
+  image = (2 * patches * 3 * a.patch_size ** 2 * a.vision_width
+           + a.vision_layers * layer(patches + 1, a.vision_width, a.vision_mlp)
+           + 2 * a.vision_width * a.embed_dim)
+  text = (a.text_layers * layer(a.context_length, a.text_width, a.text_mlp)
+          + 2 * a.text_width * a.embed_dim)
+  loss = 2 * 2 * a.batch * a.embed_dim
+  head = 2 * a.vision_width * a.embed_dim  # the image head alone (trained in lu and pre)
+  return {
+      "image_fwd_per_pair": image,
+      "text_fwd_per_pair": text,
+      "loss_fwd_per_pair": loss,
+      "lu_train_per_pair": image + 3 * text + 3 * loss,
+      "uu_train_per_pair": 3 * image + 3 * text + 3 * loss,
+      # pre: the image tower never runs; its head still trains (forward + weight gradient).
+      "pre_train_per_pair": 2 * head + 3 * text + 3 * loss,
+  }
+
+
+# ------------------------------------------------------------------------------------------
+# Child: one (mode, repeat) of ours in a fresh process.
+# ------------------------------------------------------------------------------------------
+def _rss_mb():
+  with open("/proc/self/status") as f:
+    for line in f:
+      if line.startswith("VmRSS:"):
+        return int(line.split()[1]) / 1024.0
+  return float("nan")
+
+
+def _peak_rss_mb():
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _proc_stat_busy():
+  with open("/proc/stat") as f:
+    v = [int(x) for x in f.readline().split()[1:]]
+  user, nice, system, _, _, irq, softirq, steal = (v + [0] * 8)[:8]
+  hz = os.sysconf("SC_CLK_TCK")
+  return (user + nice + system + irq + softirq) / hz, steal / hz
+
+
+class CpuWindow:
+  """CPU share used by other processes during a timed window (the peer's measure)."""
+
+  def __enter__(self):
+    self.t0, self.s0, self.o0 = time.perf_counter(), _proc_stat_busy(), os.times()
+    return self
+
+  def __exit__(self, *exc):
+    self.wall = time.perf_counter() - self.t0
+    s1, o1 = _proc_stat_busy(), os.times()
+    self.own = (o1.user - self.o0.user) + (o1.system - self.o0.system)
+    self.other = max(0.0, s1[0] - self.s0[0] - self.own) / (self.wall * (os.cpu_count() or 1))
+    self.steal = s1[1] - self.s0[1]
+    return False
+
+
+def _vit_kwargs(a):
+  return {"image_size": a.image_size, "patch_size": a.patch_size, "hidden_size": a.vision_width,
+              "num_layers": a.vision_layers, "num_heads": a.vision_heads, "mlp_dim": a.vision_mlp}
+
+
+def export_locked_vit(a, export_dir):
+  """A random-init tfm ViT of the bench shape as a TF-Hub image feature vector ([-1, 1] input)."""
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+
+  from lit_keras import towers  # pylint: disable=g-import-not-at-top
+  from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(a.seed)
+  vit = towers.ViTImageTower(value_range=(-1.0, 1.0), **_vit_kwargs(a))
+  images = tf_keras.Input([a.image_size, a.image_size, 3])
+  features = tf.reshape(vit.backbone(images)["pre_logits"], [-1, a.vision_width])
+  tfhub_format.export_image_feature_vector(tf_keras.Model(images, features), export_dir)
+
+
+def _vocab_file(a, directory):
+  path = os.path.join(directory, "vocab.txt")
+  tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"tok{i}" for i in range(a.vocab_size - 4)]
+  with open(path, "w") as f:
+    f.write("\n".join(tokens) + "\n")
+  return path
+
+
+def run_child(a, mode):
+  t_import = time.perf_counter()
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.path.insert(0, ROOT)
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+
+  from lit_keras import losses, models, towers  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  import_s = time.perf_counter() - t_import
+  rss_after_import = _rss_mb()
+
+  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.keras.utils.set_random_seed(a.seed)
+  jit = bool(a.jit_compile)
+
+  with tempfile.TemporaryDirectory() as tmp:
+    tokenizer = towers.WordPieceTokenizer(_vocab_file(a, tmp), seq_length=a.context_length)
+  text_tower = towers.BertTextTower(
+      tokenizer, hidden_size=a.text_width, num_layers=a.text_layers, num_heads=a.text_heads,
+      inner_dim=a.text_mlp, pooling="cls")
+  if mode == "lu":
+    image_tower = towers.HubImageTower(a.hub_dir, state="L", image_size=a.image_size,
+                                       value_range=(-1.0, 1.0))
+  elif mode == "uu":
+    image_tower = towers.ViTImageTower(**_vit_kwargs(a))
+  elif mode == "pre":
+    image_tower = towers.PrecomputedImageTower(a.vision_width)
+  else:
+    raise SystemExit(f"unknown mode {mode!r}; expected one of {MODES}")
+  model = models.LiTModel(image_tower, text_tower, embed_dim=a.embed_dim)
+
+  rng = np.random.default_rng(a.seed + 1)
+  b, length = a.batch, a.context_length
+
+  def image_batch():
+    if mode == "pre":
+      return tf.constant(rng.standard_normal((b, a.vision_width)), tf.float32)
+    return tf.constant(rng.uniform(size=(b, a.image_size, a.image_size, 3)), tf.float32)
+
+  def text_batch():
+    ids = rng.integers(1, a.vocab_size, size=(b, length))
+    return {"input_word_ids": tf.constant(ids, tf.int32),
+            "input_mask": tf.ones([b, length], tf.int32),
+            "input_type_ids": tf.zeros([b, length], tf.int32)}
+
+  batches = [{"image": image_batch(), "text": text_batch()} for _ in range(a.data_batches)]
+  model(batches[0])
+  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
+                                        beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+  train_step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"),
+                                        jit_compile=jit)
+  rss_after_build = _rss_mb()
+
+  image_vars = model.image_tower.weights
+  image_before = [v.numpy().copy() for v in image_vars]
+  text_probe = model.text_tower.encoder.get_embedding_table().numpy().copy()
+  scale_init = float(model.logit_scale.log_scale.numpy()) if hasattr(
+      model.logit_scale, "log_scale") else float("nan")
+
+  losses_seen, times = [], []
+  for i in range(a.warmup):
+    losses_seen.append(float(train_step(batches[i % len(batches)])["loss"]))
+    if i == 0:
+      rss_after_first_step, peak_after_first_step = _rss_mb(), _peak_rss_mb()
+  with CpuWindow() as win:
+    for i in range(a.warmup, a.warmup + a.steps):
+      t0 = time.perf_counter()
+      loss = float(train_step(batches[i % len(batches)])["loss"])  # float() waits for the step
+      times.append(time.perf_counter() - t0)
+      losses_seen.append(loss)
+  peak_train = _peak_rss_mb()
+
+  image_changed = any(not np.array_equal(x, v.numpy()) for x, v in zip(image_before, image_vars))
+  text_changed = not np.array_equal(text_probe,
+                                    model.text_tower.encoder.get_embedding_table().numpy())
+  trainable_ids = {id(v) for v in model.trainable_variables}
+  image_trainable = [v for v in model.image_tower.variables if id(v) in trainable_ids]
+  params = lambda vs: int(sum(np.prod(v.shape) for v in vs))
+
+  res = {
+      "bench": "bench-tiny", "impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode, "repeat": a.repeat_index,
+      "batch": b, "warmup_steps": a.warmup, "timed_steps": a.steps,
+      "train_pairs_per_s": b * len(times) / sum(times),
+      "train_pairs_per_s_at_median": b / statistics.median(times),
+      "train_step_median_s": statistics.median(times),
+      "train_step_min_s": min(times), "train_step_max_s": max(times),
+      "train_step_mean_s": statistics.fmean(times),
+      "train_pairs_per_s_at_min": b / min(times),
+      "train_own_cpu_util": win.own / (win.wall * (os.cpu_count() or 1)),
+      "train_other_cpu_util": win.other, "train_steal_s": win.steal,
+      "loss_first": losses_seen[0], "loss_last": losses_seen[-1],
+      "logit_scale_init": scale_init,
+      "image_tower_changed": image_changed,
+      # Whether any image-tower variable is trainable, i.e. could receive a gradient in the step.
+      "image_tower_has_grad": bool(image_trainable),
+      "text_tower_changed": text_changed,
+      "params_total": params(model.weights),
+      "params_image_tower": params(model.image_tower.weights),
+      "params_trainable": params(model.trainable_variables),
+      "peak_rss_mb": peak_train, "rss_after_import_mb": rss_after_import,
+      "rss_after_build_mb": rss_after_build,
+      # The first step traces (and with jit_compile, XLA-compiles) the step function.
+      "rss_after_first_step_mb": rss_after_first_step,
+      "peak_rss_after_first_step_mb": peak_after_first_step,
+  }
+
+  encode_image = tf.function(lambda x: model.encode_image(x), jit_compile=jit)
+  encode_text = tf.function(lambda x: model.encode_text(x), jit_compile=jit)
+
+  def time_fn(fn, key):
+    out = []
+    for i in range(a.warmup + a.steps):
+      t0 = time.perf_counter()
+      fn(batches[i % len(batches)][key]).numpy()
+      if i >= a.warmup:
+        out.append(time.perf_counter() - t0)
+    return out
+
+  with CpuWindow() as iwin:
+    ti = time_fn(encode_image, "image") if mode != "pre" else None
+    tt = time_fn(encode_text, "text")
+  if ti:
+    res.update(infer_image_pairs_per_s=b * len(ti) / sum(ti),
+               infer_image_step_median_s=statistics.median(ti))
+  res.update(infer_text_pairs_per_s=b * len(tt) / sum(tt),
+             infer_text_step_median_s=statistics.median(tt),
+             infer_other_cpu_util=iwin.other)
+  res["peak_rss_mb_end"] = _peak_rss_mb()
+  res["train_peak_rss_minus_import_mb"] = peak_train - rss_after_import
+  res.update({
+      "threads": a.threads, "jit_compile": jit, "dtype": "float32",
+      "optimizer": {"name": "tf_keras.optimizers.AdamW", "lr": a.lr, "betas": [0.9, 0.999],
+                    "eps": 1e-8, "weight_decay": a.weight_decay},
+      "loss": "lit_keras.losses.softmax_contrastive_loss (learnable temperature, init log 10)",
+      "image_tower": type(model.image_tower).__name__,
+      "text_tower": "BertTextTower (tfm BertEncoder, bidirectional, CLS pooling)",
+      "tensorflow": tf.__version__, "nproc": os.cpu_count(),
+      "loadavg_1m_end": os.getloadavg()[0], "import_s": import_s, "time_unix": time.time(),
+  })
+  return res
+
+
+# ------------------------------------------------------------------------------------------
+# Driver.
+# ------------------------------------------------------------------------------------------
+def _shape_flags_for_child(a):
+  keep = ("image_size", "patch_size", "vision_width", "vision_layers", "vision_heads",
+          "vision_mlp", "text_width", "text_layers", "text_heads", "text_mlp", "context_length",
+          "vocab_size", "embed_dim", "batch", "lr", "weight_decay", "threads", "warmup", "steps",
+          "data_batches", "seed")
+  return [f"--{k}={getattr(a, k)}" for k in keep]
+
+
+def _peer_flags(a):
+  return ["--image-size", str(a.image_size), "--patch-size", str(a.patch_size),
+          "--vision-width", str(a.vision_width), "--vision-layers", str(a.vision_layers),
+          "--vision-heads", str(a.vision_heads),
+          "--vision-mlp-ratio", str(a.vision_mlp / a.vision_width),
+          "--text-width", str(a.text_width), "--text-layers", str(a.text_layers),
+          "--text-heads", str(a.text_heads), "--text-mlp", str(a.text_mlp),
+          "--context-length", str(a.context_length), "--vocab-size", str(a.vocab_size),
+          "--embed-dim", str(a.embed_dim), "--batch", str(a.batch), "--lr", str(a.lr),
+          "--weight-decay", str(a.weight_decay), "--threads", str(a.threads),
+          "--warmup", str(a.warmup), "--steps", str(a.steps),
+          "--data-batches", str(a.data_batches), "--seed", str(a.seed)]
+
+
+def _run_json(cmd, label):
+  print(f"[bench_tiny] {label}", file=sys.stderr, flush=True)
+  t0 = time.time()
+  proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
+  lines = [json.loads(x) for x in proc.stdout.splitlines() if x.startswith("{")]
+  if proc.returncode != 0 or not lines:
+    raise SystemExit(f"[bench_tiny] {label} failed (rc {proc.returncode}): {' '.join(cmd)}")
+  for r in lines:
+    if "train_pairs_per_s" in r:
+      print(f"[bench_tiny]   {r['impl']} {r['mode']}: {r['train_pairs_per_s']:.1f} pairs/s, "
+            f"median step {r['train_step_median_s']:.3f} s, other-CPU "
+            f"{r['train_other_cpu_util']:.2f} ({time.time() - t0:.0f} s)", file=sys.stderr,
+            flush=True)
+  return lines
+
+
+def _median_range(values):
+  return statistics.median(values), min(values), max(values)
+
+
+def summarize(ours, peer, matmul, flops, a_batch):
+  """Our table: medians (ranges), GFLOP/s, fraction of each framework's matmul peak, targets."""
+  peak = {}
+  for r in matmul:
+    peak.setdefault(r["framework"], []).append(r["gflops_median"])
+  peak = {k: statistics.median(v) for k, v in peak.items()}
+  rows, med = [], {}
+  impls = sorted({r["impl"] for r in ours}) + ["open_clip"]
+  for impl in impls:
+    for mode in MODES:
+      rs = [r for r in ours + peer if r["mode"] == mode and r["impl"] == impl]
+      if not rs:
+        continue
+      tp = _median_range([r["train_pairs_per_s"] for r in rs])
+      st = statistics.median(r["train_step_median_s"] for r in rs)
+      mem = _median_range([r["train_peak_rss_minus_import_mb"] for r in rs])
+      gflops = tp[0] * flops[f"{mode}_train_per_pair"] / 1e9
+      fw = "torch" if impl == "open_clip" else "tf"
+      img = [r["infer_image_pairs_per_s"] for r in rs if "infer_image_pairs_per_s" in r]
+      txt = [r["infer_text_pairs_per_s"] for r in rs if "infer_text_pairs_per_s" in r]
+      med[(impl, mode)] = {"pairs": tp[0], "mem": mem[0], "step": st,
+                           "img": statistics.median(img) if img else None}
+      fmt = lambda v: f"{statistics.median(v):.0f}" if v else "–"
+      rows.append(
+          f"| {impl} | {mode} | {len(rs)} | {tp[0]:.1f} ({tp[1]:.1f}–{tp[2]:.1f}) | {st:.3f} | "
+          f"{mem[0]:.0f} ({mem[1]:.0f}–{mem[2]:.0f}) | {gflops:.1f} | "
+          f"{gflops / peak[fw]:.2f} ({fw} {peak[fw]:.0f}) | {fmt(img)} | {fmt(txt)} |")
+  lines = [
+      ("| impl | mode | runs | train pairs/s median (range) | median step s | "
+      "peak RSS − import MB median (range) | GFLOP/s | fraction of matmul peak (GFLOP/s) | "
+      "image enc pairs/s | text enc pairs/s |"),
+      "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+  checks = []
+
+  def check(name, ok, detail):
+    checks.append(f"- {'MET' if ok else 'MISSED'}: {name} — {detail}")
+
+  peer_m = lambda m: med.get(("open_clip", m))
+  for impl in impls[:-1]:
+    ours_m = lambda m, impl=impl: med.get((impl, m))
+    if ours_m("lu") and peer_m("lu"):
+      r = ours_m("lu")["pairs"] / peer_m("lu")["pairs"]
+      check(f"{impl} lu ≥ open_clip lu", r >= 1.0, f"{r:.2f}×")
+    if ours_m("pre") and peer_m("lu"):
+      r = ours_m("pre")["pairs"] / peer_m("lu")["pairs"]
+      check(f"{impl} pre ≥ 1.7× open_clip lu", r >= 1.7, f"{r:.2f}×")
+    if ours_m("pre") and ours_m("lu"):
+      r = ours_m("pre")["mem"] / ours_m("lu")["mem"]
+      check(f"{impl} pre RSS above import ≤ 60% of its lu", r <= 0.6, f"{100 * r:.0f}%")
+    if ours_m("uu") and peer_m("uu"):
+      r = ours_m("uu")["pairs"] / peer_m("uu")["pairs"]
+      check(f"{impl} uu ≥ open_clip uu", r >= 1.0, f"{r:.2f}×")
+    if ours_m("lu") and ours_m("pre") and ours_m("lu")["img"]:
+      # No image backward in lu: its step ≈ the image forward + the pre step (text fwd/bwd).
+      fwd = a_batch / ours_m("lu")["img"]
+      parts = fwd + ours_m("pre")["step"]
+      check(f"{impl} lu step ≈ image forward + pre step (no image backward)",
+            ours_m("lu")["step"] <= 1.1 * parts,
+            f"{ours_m('lu')['step']:.3f} s vs {fwd:.3f} + {ours_m('pre')['step']:.3f} = "
+            f"{parts:.3f} s; an image backward would add ≈ {2 * fwd:.3f} s")
+  lines += ["Targets (medians of this run):", *checks, "",
+            "matmul peak (2048² fp32, median GFLOP/s): " +
+            ", ".join(f"{k} {v:.1f}" for k, v in sorted(peak.items()))]
+  return "\n".join(lines)
+
+
+def main():
+  a = parse_args()
+  if a.child:
+    print(json.dumps(run_child(a, a.child)), flush=True)
+    return
+  modes = [m for m in a.modes.split(",") if m]
+  jit_variants = [int(j) for j in a.jit_variants.split(",") if j]
+  os.makedirs(a.out, exist_ok=True)
+  me = [sys.executable, os.path.abspath(__file__)]
+  peer = a.peer if a.peer and os.path.isdir(a.peer) else None
+  if a.peer and not peer:
+    raise SystemExit(f"peer harness not found at {a.peer} (pass --peer='' for ours only)")
+  if peer and not os.path.exists(a.peer_python):
+    raise SystemExit(f"peer venv missing: {a.peer_python} (run `bash {peer}/setup.sh`)")
+  flops = analytic_flops(a)
+  with open(os.path.join(a.out, "flops.json"), "w") as f:
+    json.dump({"bench": "bench-tiny", "batch": a.batch, "analytic": flops}, f, indent=1)
+
+  matmul = []
+  for fw, py in (("tf", sys.executable), ("torch", a.peer_python if peer else None)):
+    if py:
+      matmul += _run_json([py, os.path.join(peer or DEFAULT_PEER, "matmul_peak.py"),
+                           "--framework", fw, "--threads", str(a.threads)],
+                          f"matmul peak ({fw})")
+  with tempfile.TemporaryDirectory() as tmp:
+    hub_dir = os.path.join(tmp, "locked_vit")
+    if "lu" in modes:
+      print("[bench_tiny] exporting the random ViT as a TF-Hub feature vector", file=sys.stderr)
+      subprocess.run(me + ["--child=export", f"--hub_dir={hub_dir}"] + _shape_flags_for_child(a),
+                     check=True)
+    ours, theirs = [], []
+    for r in range(a.repeats):
+      for mode in modes:
+        for jit in jit_variants:
+          ours += _run_json(
+              me + [f"--child={mode}", f"--repeat_index={r}", f"--hub_dir={hub_dir}",
+                    f"--jit_compile={jit}"] + _shape_flags_for_child(a),
+              f"repeat {r}: lit_keras {mode} jit_compile={jit}")
+        if peer and mode in ("lu", "uu"):
+          cmd = [a.peer_python, os.path.join(peer, "bench.py"), "--modes", mode, "--_child",
+                 "--_repeat", str(r)] + _peer_flags(a)
+          theirs += _run_json(cmd, f"repeat {r}: open_clip {mode}")
+  for name, rows in (("ours", ours), ("peer", theirs), ("matmul", matmul)):
+    with open(os.path.join(a.out, f"{name}.jsonl"), "w") as f:
+      f.writelines(json.dumps(x) + "\n" for x in rows)
+  if peer:
+    print("\n== the peer's summarize.py over both ==")
+    sys.stdout.flush()
+    subprocess.run([sys.executable, os.path.join(peer, "summarize.py"),
+                    os.path.join(a.out, "ours.jsonl"), os.path.join(a.out, "peer.jsonl")],
+                   check=False)
+  table = summarize(ours, theirs, matmul, flops, a.batch)
+  with open(os.path.join(a.out, "summary.md"), "w") as f:
+    f.write(table + "\n")
+  print("\n" + table)
+
+
+if __name__ == "__main__":
+  if "--child=export" in sys.argv:
+    args = parse_args([x for x in sys.argv[1:] if x != "--child=export"])
+    export_locked_vit(args, args.hub_dir)
+  else:
+    main()
