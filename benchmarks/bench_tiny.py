@@ -173,25 +173,12 @@ def _vocab_file(a, directory):
   return path
 
 
-def run_child(a, mode):
-  t_import = time.perf_counter()
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  sys.path.insert(0, ROOT)
+def build(a, mode):
+  """Our model for `mode` at the bench shape, and `a.data_batches` random batches."""
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
 
-  from lit_keras import losses, models, towers  # pylint: disable=g-import-not-at-top
-  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
-  import_s = time.perf_counter() - t_import
-  rss_after_import = _rss_mb()
-
-  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  tf.keras.utils.set_random_seed(a.seed)
-  jit = bool(a.jit_compile)
-
+  from lit_keras import models, towers  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     tokenizer = towers.WordPieceTokenizer(_vocab_file(a, tmp), seq_length=a.context_length)
   text_tower = towers.BertTextTower(
@@ -223,6 +210,30 @@ def run_child(a, mode):
             "input_type_ids": tf.zeros([b, length], tf.int32)}
 
   batches = [{"image": image_batch(), "text": text_batch()} for _ in range(a.data_batches)]
+  return model, batches
+
+
+def run_child(a, mode):
+  t_import = time.perf_counter()
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  sys.path.insert(0, ROOT)
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+
+  from lit_keras import losses  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  import_s = time.perf_counter() - t_import
+  rss_after_import = _rss_mb()
+
+  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.keras.utils.set_random_seed(a.seed)
+  jit = bool(a.jit_compile)
+
+  model, batches = build(a, mode)
+  b = a.batch
   model(batches[0])
   optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
                                         beta_1=0.9, beta_2=0.999, epsilon=1e-8)
@@ -233,8 +244,7 @@ def run_child(a, mode):
   image_vars = model.image_tower.weights
   image_before = [v.numpy().copy() for v in image_vars]
   text_probe = model.text_tower.encoder.get_embedding_table().numpy().copy()
-  scale_init = float(model.logit_scale.log_scale.numpy()) if hasattr(
-      model.logit_scale, "log_scale") else float("nan")
+  scale_init = float(model.logit_scale.log_scale.numpy())
 
   losses_seen, times = [], []
   for i in range(a.warmup):
@@ -331,7 +341,7 @@ def graph_flops(a):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
 
-  from lit_keras import losses, models, towers  # pylint: disable=g-import-not-at-top
+  from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
 
   def count(fn, *args):
@@ -340,36 +350,68 @@ def graph_flops(a):
     graph = fn.get_concrete_function(*args).graph
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops / a.batch
 
-  b, length = a.batch, a.context_length
-  text = {"input_word_ids": tf.ones([b, length], tf.int32),
-          "input_mask": tf.ones([b, length], tf.int32),
-          "input_type_ids": tf.zeros([b, length], tf.int32)}
   out = {}
   for mode in ("uu", "pre"):
-    with tempfile.TemporaryDirectory() as tmp:
-      tokenizer = towers.WordPieceTokenizer(_vocab_file(a, tmp), seq_length=length)
-    text_tower = towers.BertTextTower(
-        tokenizer, hidden_size=a.text_width, num_layers=a.text_layers, num_heads=a.text_heads,
-        inner_dim=a.text_mlp, pooling="cls")
-    if mode == "uu":
-      image_tower = towers.ViTImageTower(**_vit_kwargs(a))
-      images = tf.zeros([b, a.image_size, a.image_size, 3])
-    else:
-      image_tower = towers.PrecomputedImageTower(a.vision_width)
-      images = tf.zeros([b, a.vision_width])
-    model = models.LiTModel(image_tower, text_tower, embed_dim=a.embed_dim)
-    batch = {"image": images, "text": text}
+    model, batches = build(a, mode)
+    batch = batches[0]
     model(batch)
     optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
     step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"))
     out[f"{mode}_train_per_pair"] = count(step, batch)
     if mode == "uu":
       out["image_fwd_per_pair"] = count(
-          tf.function(lambda x, m=model: m.image_tower(x, training=False)), images)
+          tf.function(lambda x, m=model: m.image_tower(x, training=False)), batch["image"])
       out["text_fwd_per_pair"] = count(
-          tf.function(lambda x, m=model: m.encode_text(x)), text)
+          tf.function(lambda x, m=model: m.encode_text(x)), batch["text"])
   out["lu_train_per_pair"] = out["pre_train_per_pair"] + out["image_fwd_per_pair"]
   return out
+
+
+def memory_profile(a, mode):
+  """Where the RSS above import goes: RSS after each stage, each stage's function run once.
+
+  The stages share one process, so each number is what that stage adds on top of the ones
+  before (its traced graph, compiled code and the tensors it keeps).
+  """
+  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  sys.path.insert(0, ROOT)
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+
+  from lit_keras import losses  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  start = _rss_mb()
+  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  jit = bool(a.jit_compile)
+  stages = {}
+  mark = lambda name: stages.__setitem__(name, round(_rss_mb() - start, 1))
+  model, batches = build(a, mode)
+  model(batches[0])
+  mark("model built, called once eagerly (hub module loaded)")
+  loss_fn = losses.get_loss("softmax")
+
+  def forward(batch):
+    out = model(batch, training=True)
+    return loss_fn(out["zimg"], out["ztxt"], out["logit_scale"])[0]
+
+  def forward_backward(batch):
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+      tape.watch(model.trainable_variables)
+      loss = forward(batch)
+    return tape.gradient(loss, model.trainable_variables)
+
+  tf.function(forward, jit_compile=jit)(batches[0])
+  mark("+ forward function (to the loss; traced, compiled, run once)")
+  tf.function(forward_backward, jit_compile=jit)(batches[0])
+  mark("+ forward+backward function (traced, compiled, run once)")
+  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
+  step = step_lib.make_train_step(model, optimizer, loss_fn, jit_compile=jit)
+  for i in range(a.warmup + a.steps):
+    step(batches[i % len(batches)])["loss"].numpy()
+  mark("+ the train step with AdamW (warm-up + timed steps)")
+  return {"impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode,
+          "memory_stages_mb": stages, "peak_rss_minus_import_mb": _peak_rss_mb() - start}
 
 
 # ------------------------------------------------------------------------------------------
@@ -488,6 +530,9 @@ def main():
   if a.child == "flops":
     print(json.dumps(graph_flops(a)), flush=True)
     return
+  if a.child and a.child.startswith("memory:"):
+    print(json.dumps(memory_profile(a, a.child.split(":")[1])), flush=True)
+    return
   if a.child:
     print(json.dumps(run_child(a, a.child)), flush=True)
     return
@@ -531,7 +576,15 @@ def main():
           cmd = [a.peer_python, os.path.join(peer, "bench.py"), "--modes", mode, "--_child",
                  "--_repeat", str(r)] + _peer_flags(a)
           theirs += _run_json(cmd, f"repeat {r}: open_clip {mode}")
-  for name, rows in (("ours", ours), ("peer", theirs), ("matmul", matmul)):
+    memory = []
+    for mode in ("pre", "lu"):
+      for jit in jit_variants:
+        if mode in modes:
+          memory += _run_json(me + [f"--child=memory:{mode}", f"--hub_dir={hub_dir}",
+                                    f"--jit_compile={jit}"] + _shape_flags_for_child(a),
+                              f"memory profile: lit_keras {mode} jit_compile={jit}")
+  for name, rows in (("ours", ours), ("peer", theirs), ("matmul", matmul),
+                     ("memory", memory)):
     with open(os.path.join(a.out, f"{name}.jsonl"), "w") as f:
       f.writelines(json.dumps(x) + "\n" for x in rows)
   if peer:
@@ -541,6 +594,10 @@ def main():
                     os.path.join(a.out, "ours.jsonl"), os.path.join(a.out, "peer.jsonl")],
                    check=False)
   table = summarize(ours, theirs, matmul, flops, a.batch)
+  table += "\n\nRSS above import by stage (MB, cumulative; `memory.jsonl`):\n" + "\n".join(
+      f"- {m['impl']} {m['mode']}: " + "; ".join(f"{k}: {v:.0f}"
+                                                 for k, v in m["memory_stages_mb"].items())
+      for m in memory)
   with open(os.path.join(a.out, "summary.md"), "w") as f:
     f.write(table + "\n")
   print("\n" + table)
