@@ -91,10 +91,15 @@ def to_range(image, value_range):
   return image if (lo, hi) == (0.0, 1.0) else image * (hi - lo) + lo
 
 
+def valid_utf8(texts):
+  """Strings with invalid UTF-8 bytes replaced by U+FFFD, so that no text op can fail on them."""
+  texts = tf.convert_to_tensor(texts, dtype=tf.string)
+  return tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
+
+
 def clean_texts(texts):
   """Invalid UTF-8 replaced (U+FFFD), whitespace collapsed and stripped."""
-  texts = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace")
-  texts = tf.strings.regex_replace(texts, r"\s+", " ")
+  texts = tf.strings.regex_replace(valid_utf8(texts), r"\s+", " ")
   return tf.strings.strip(texts)
 
 

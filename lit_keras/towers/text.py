@@ -4,8 +4,8 @@ import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (registers the ops that hub BERT preprocessors use)
 import tf_keras
 
+from lit_keras.data import preprocess
 from lit_keras.towers import base
-from lit_keras.towers import tokenizers
 
 BERT_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 POOLINGS = ("pooled", "cls", "mean")
@@ -88,7 +88,7 @@ class HubBertTextTower(_TextTower):
                                   dtype="float32")
 
   def tokenize(self, strings):
-    strings = tokenizers._clean_strings(strings)  # pylint: disable=protected-access
+    strings = preprocess.valid_utf8(strings)
     packed = self._pack([self._tokenize(strings)])
     return {k: tf.cast(packed[k], tf.int32) for k in BERT_INPUT_KEYS}
 

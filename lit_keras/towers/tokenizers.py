@@ -10,19 +10,14 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tf_keras
 
+from lit_keras.data import preprocess
+
 PACKAGE = "lit_keras"
 
 
 def _read_lines(path):
   with tf.io.gfile.GFile(path, "r") as f:
     return [line.rstrip("\n") for line in f]
-
-
-def _clean_strings(strings):
-  strings = tf.convert_to_tensor(strings, dtype=tf.string)
-  # Invalid UTF-8 must not crash the input pipeline: replace bad bytes with U+FFFD.
-  return tf.strings.unicode_transcode(strings, "UTF-8", "UTF-8", errors="replace",
-                                      replace_control_characters=False)
 
 
 def _pack(pieces, seq_length, start_id, end_id):
@@ -69,7 +64,7 @@ class WordPieceTokenizer(tf_keras.layers.Layer):
         vocab=tokens, token_out_type=tf.int64, lower_case_nfd_strip_accents=self.lower_case)
 
   def call(self, strings):
-    pieces = self._tokenizer.tokenize(_clean_strings(strings))  # [b, (pieces)]
+    pieces = self._tokenizer.tokenize(preprocess.valid_utf8(strings))  # [b, (pieces)]
     return _pack(pieces, self.seq_length, self.special_ids["[CLS]"], self.special_ids["[SEP]"])
 
   def get_config(self):
@@ -115,7 +110,7 @@ class SentencePieceTokenizer(tf_keras.layers.Layer):
     self._tokenizer = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
 
   def call(self, strings):
-    pieces = self._tokenizer.tokenize(_clean_strings(strings))
+    pieces = self._tokenizer.tokenize(preprocess.valid_utf8(strings))
     return _pack(pieces, self.seq_length, self.special_ids["bos"], self.special_ids["eos"])
 
   def get_config(self):
