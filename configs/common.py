@@ -11,6 +11,8 @@ def base_config():
   c.global_batch_loss = True  # False: the per-replica loss the paper compares against
   c.deterministic = False
   c.mixed_precision = False  # bfloat16 compute; loss and temperature stay float32
+  c.jit_compile = False     # XLA-compile the train step (docs/benchmarks.md: faster with the
+                            # image tower in the loop on CPU; TPUs always compile)
   c.cache_dir = ""          # default $LIT_KERAS_CACHE or ~/.cache/lit_keras
 
   c.data = ml_collections.ConfigDict()

@@ -143,6 +143,7 @@ def train(config, workdir, strategy, train_dataset_fn, eval_fn=None):
   def make_step():
     return step_lib.make_train_step(model, optimizer, loss_fn, strategy,
                                     clip_grad_norm=config.optim.get("clip_grad_norm"),
+                                    jit_compile=True if config.get("jit_compile") else None,
                                     image_optimizer=image_optimizer)
 
   def set_image_frozen(frozen):
