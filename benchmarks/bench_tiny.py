@@ -17,11 +17,13 @@ loss over the global batch):
   pre  pre-computed image embeddings (`PrecomputedImageTower`, random [128, 192] features):
        text tower + heads only — LiT's pre-computation, without the image model in memory.
 
-The driver (no --child) measures the fp32 matmul peak of TF and torch (the peer's
-matmul_peak.py), then for every repeat runs ours lu, peer lu, ours pre, ours uu, peer uu in fresh
-processes, writes ours.jsonl / peer.jsonl / matmul.jsonl / flops.json into --out, prints the
-peer's summarize.py over both JSONL files and our table with FLOPs, fractions of peak and the
-issue's targets. Each JSON line has the peer's keys (impl, mode, train_pairs_per_s, ...).
+The driver (no --child) counts FLOPs (analytic and TF's graph profiler), measures the fp32
+matmul peak of TF and torch (the peer's matmul_peak.py), then for every repeat runs ours lu (XLA
+and graph mode), peer lu, ours uu (both), peer uu, ours pre (both) in fresh processes, then an
+RSS-by-stage profile of our pre and lu. It writes ours.jsonl / peer.jsonl / matmul.jsonl /
+memory.jsonl / flops.json / summary.md into --out and prints the peer's summarize.py over both
+JSONL files and our table with FLOPs, fractions of peak and the issue's targets. Each JSON line
+has the peer's keys (impl, mode, train_pairs_per_s, ...).
 """
 import argparse
 import json
