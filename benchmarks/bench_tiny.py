@@ -269,7 +269,8 @@ def run_child(a, mode):
   params = lambda vs: int(sum(np.prod(v.shape) for v in vs))
 
   res = {
-      "bench": "bench-tiny", "impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode, "repeat": a.repeat_index,
+      "bench": "bench-tiny", "impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode,
+      "repeat": a.repeat_index,
       "batch": b, "warmup_steps": a.warmup, "timed_steps": a.steps,
       "train_pairs_per_s": b * len(times) / sum(times),
       "train_pairs_per_s_at_median": b / statistics.median(times),
