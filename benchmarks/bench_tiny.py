@@ -28,12 +28,13 @@ has the peer's keys (impl, mode, train_pairs_per_s, ...).
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import rss  # benchmarks/rss.py, next to this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "open_clip")
@@ -111,18 +112,6 @@ def analytic_flops(a):
 # ------------------------------------------------------------------------------------------
 # Child: one (mode, repeat) of ours in a fresh process.
 # ------------------------------------------------------------------------------------------
-def _rss_mb():
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith("VmRSS:"):
-        return int(line.split()[1]) / 1024.0
-  return float("nan")
-
-
-def _peak_rss_mb():
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
 def _proc_stat_busy():
   with open("/proc/stat") as f:
     v = [int(x) for x in f.readline().split()[1:]]
@@ -227,7 +216,7 @@ def run_child(a, mode):
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
   import_s = time.perf_counter() - t_import
-  rss_after_import = _rss_mb()
+  rss_after_import = rss.rss_mb()
 
   tf.config.threading.set_intra_op_parallelism_threads(a.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -241,7 +230,7 @@ def run_child(a, mode):
                                         beta_1=0.9, beta_2=0.999, epsilon=1e-8)
   train_step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"),
                                         jit_compile=jit)
-  rss_after_build = _rss_mb()
+  rss_after_build = rss.rss_mb()
 
   image_vars = model.image_tower.weights
   image_before = [v.numpy().copy() for v in image_vars]
@@ -252,20 +241,18 @@ def run_child(a, mode):
   for i in range(a.warmup):
     losses_seen.append(float(train_step(batches[i % len(batches)])["loss"]))
     if i == 0:
-      rss_after_first_step, peak_after_first_step = _rss_mb(), _peak_rss_mb()
+      rss_after_first_step, peak_after_first_step = rss.rss_mb(), rss.peak_rss_mb()
   with CpuWindow() as win:
     for i in range(a.warmup, a.warmup + a.steps):
       t0 = time.perf_counter()
       loss = float(train_step(batches[i % len(batches)])["loss"])  # float() waits for the step
       times.append(time.perf_counter() - t0)
       losses_seen.append(loss)
-  peak_train = _peak_rss_mb()
+  peak_train = rss.peak_rss_mb()
 
   image_changed = any(not np.array_equal(x, v.numpy()) for x, v in zip(image_before, image_vars))
   text_changed = not np.array_equal(text_probe,
                                     model.text_tower.encoder.get_embedding_table().numpy())
-  trainable_ids = {id(v) for v in model.trainable_variables}
-  image_trainable = [v for v in model.image_tower.variables if id(v) in trainable_ids]
   params = lambda vs: int(sum(np.prod(v.shape) for v in vs))
 
   res = {
@@ -284,7 +271,7 @@ def run_child(a, mode):
       "logit_scale_init": scale_init,
       "image_tower_changed": image_changed,
       # Whether any image-tower variable is trainable, i.e. could receive a gradient in the step.
-      "image_tower_has_grad": bool(image_trainable),
+      "image_tower_has_grad": bool(model.image_tower.trainable_variables),
       "text_tower_changed": text_changed,
       "params_total": params(model.weights),
       "params_image_tower": params(model.image_tower.weights),
@@ -317,7 +304,7 @@ def run_child(a, mode):
   res.update(infer_text_pairs_per_s=b * len(tt) / sum(tt),
              infer_text_step_median_s=statistics.median(tt),
              infer_other_cpu_util=iwin.other)
-  res["peak_rss_mb_end"] = _peak_rss_mb()
+  res["peak_rss_mb_end"] = rss.peak_rss_mb()
   res["train_peak_rss_minus_import_mb"] = peak_train - rss_after_import
   res.update({
       "threads": a.threads, "jit_compile": jit, "dtype": "float32",
@@ -383,12 +370,12 @@ def memory_profile(a, mode):
 
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
-  start = _rss_mb()
+  start = rss.rss_mb()
   tf.config.threading.set_intra_op_parallelism_threads(a.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   jit = bool(a.jit_compile)
   stages = {}
-  mark = lambda name: stages.__setitem__(name, round(_rss_mb() - start, 1))
+  mark = lambda name: stages.__setitem__(name, round(rss.rss_mb() - start, 1))
   model, batches = build(a, mode)
   model(batches[0])
   mark("model built, called once eagerly (hub module loaded)")
@@ -414,7 +401,7 @@ def memory_profile(a, mode):
     step(batches[i % len(batches)])["loss"].numpy()
   mark("+ the train step with AdamW (warm-up + timed steps)")
   return {"impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode,
-          "memory_stages_mb": stages, "peak_rss_minus_import_mb": _peak_rss_mb() - start}
+          "memory_stages_mb": stages, "peak_rss_minus_import_mb": rss.peak_rss_mb() - start}
 
 
 # ------------------------------------------------------------------------------------------

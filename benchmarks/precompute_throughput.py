@@ -29,17 +29,12 @@ def child(mode, a):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from configs import demo  # pylint: disable=g-import-not-at-top
-  from lit_keras import towers  # pylint: disable=g-import-not-at-top
   from lit_keras.training import builders, precompute, tasks  # pylint: disable=g-import-not-at-top
   config = tasks.resolve(demo.get_config(), tempfile.mkdtemp())
   source = builders.image_source(config)
   size = source["image_size"]
   if mode == "raw":
-    tower = towers.HubImageTower(source["handle"], state="L", image_size=size,
-                                 value_range=tuple(source["value_range"]))
-    # The same tf.function as the pre-compute command's, on in-memory batches.
-    embed = tf.function(lambda x: tower(x, training=False),
-                        input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+    embed = precompute.embedder(source)  # the pre-compute command's own function
     batches = [tf.random.uniform([a.batch_size, size, size, 3], seed=i) for i in range(2)]
     for i in range(3):
       embed(batches[i % 2]).numpy()

@@ -12,21 +12,14 @@ configs/demo.py once).
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
 
+import rss  # benchmarks/rss.py, next to this script
+
 CHILD_FLAG = "--child"
-
-
-def _rss_mb():
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith("VmRSS:"):
-        return int(line.split()[1]) / 1024
-  return float("nan")
 
 
 def child(mode, batch_size, steps, warmup):
@@ -37,7 +30,7 @@ def child(mode, batch_size, steps, warmup):
   from configs import demo  # pylint: disable=g-import-not-at-top
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import builders, step as step_lib, tasks  # pylint: disable=g-import-not-at-top
-  rss_import = _rss_mb()
+  rss_import = rss.rss_mb()
   config = demo.get_config()
   with config.unlocked():
     config.precompute.enabled = mode == "pre"
@@ -60,7 +53,7 @@ def child(mode, batch_size, steps, warmup):
     batch = next(it)
     if i >= warmup:
       times.append(time.perf_counter() - t0)
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  peak = rss.peak_rss_mb()
   print(json.dumps({"impl": "lit_keras", "mode": mode, "batch_size": batch_size,
                     "train_pairs_per_s": batch_size * steps / sum(times),
                     "train_step_median_s": statistics.median(times),

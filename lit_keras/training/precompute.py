@@ -34,6 +34,19 @@ def cache_key(source, files):
   return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def embedder(source):
+  """The locked tower of `source` as one traced function: float images [b, s, s, 3] in [0, 1]
+  → features [b, D]."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from lit_keras import towers  # pylint: disable=g-import-not-at-top
+  tower = towers.HubImageTower(source["handle"], state="L", image_size=source["image_size"],
+                               value_range=tuple(source["value_range"]),
+                               output_key=source.get("output_key"))
+  size = source["image_size"]
+  return tf.function(lambda x: tower(x, training=False),
+                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+
+
 def precompute(source, file_pattern, cache_dir, batch_size=64, log=print):
   """Writes embeddings of the images in `file_pattern`; returns (out_dir, dim, count).
 
@@ -41,7 +54,6 @@ def precompute(source, file_pattern, cache_dir, batch_size=64, log=print):
   `builders.image_source`).
   """
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from lit_keras import towers  # pylint: disable=g-import-not-at-top
   from lit_keras.data import pipeline  # pylint: disable=g-import-not-at-top
   from lit_keras.data import schema  # pylint: disable=g-import-not-at-top
   files = pipeline.list_files(file_pattern)
@@ -53,12 +65,7 @@ def precompute(source, file_pattern, cache_dir, batch_size=64, log=print):
     log(f"[precompute] cached: {meta['count']} embeddings (dim {meta['dim']}) in {out_dir}")
     return out_dir, meta["dim"], meta["count"]
   os.makedirs(out_dir, exist_ok=True)
-  tower = towers.HubImageTower(source["handle"], state="L", image_size=source["image_size"],
-                               value_range=tuple(source["value_range"]),
-                               output_key=source.get("output_key"))
-  size = source["image_size"]
-  embed = tf.function(lambda x: tower(x, training=False),
-                      input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+  embed = embedder(source)
   dim, count, t0 = None, 0, time.time()
   for i, f in enumerate(files):
     out = os.path.join(out_dir, f"emb-{i:05d}-of-{len(files):05d}.tfrecord")
