@@ -1,6 +1,6 @@
 """The paper's design-choice experiment in miniature (LiT §4.2, Fig. 3 / Table 2).
 
-    .venv/bin/python benchmarks/design_choices.py --out docs/design_choices   # ≈ 1 hour, 2 cores
+    .venv/bin/python benchmarks/design_choices.py --out docs/design_choices   # ≈ 1.5–1.75 h, 2 cores
 
 Resumable: finished runs are kept in results.json and skipped on a re-run.
 
