@@ -13,15 +13,15 @@ INSTALL_REQUIRES = [
     "ml_collections",
     "numpy",
     "pillow",
+    "safetensors",
+    "scikit-learn",
     "tqdm",
 ]
 
 EXTRAS_REQUIRE = {
     "test": [
         "pytest",
-        "scikit-learn",
         "scikit-image",
-        "safetensors",
     ],
 }
 
@@ -31,15 +31,16 @@ setuptools.setup(
     description="LiT: Locked-image text Tuning for TensorFlow / tf_keras",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    packages=setuptools.find_packages(include=["lit_keras", "lit_keras.*"]),
+    packages=setuptools.find_packages(include=["lit_keras", "lit_keras.*", "lit_keras_app",
+                                               "lit_keras_app.*"]),
     package_data={"lit_keras": ["assets/*.txt"]},
     entry_points={"console_scripts": [
-        "lit-keras-build-towers=lit_keras.convert.pretrained:main",
-        "lit-keras-convert=lit_keras.data.convert:main",
-        "lit-keras-validate=lit_keras.data.validate:main",
-        "lit-keras-build-data=lit_keras.datasets.build:main",
-        "lit-keras-precompute=lit_keras.training.precompute:main",
-        "lit-keras-export=lit_keras.export.serving:main",
+        "lit-keras-build-towers=lit_keras_app.cli.build_towers:main",
+        "lit-keras-convert=lit_keras_app.cli.convert:main",
+        "lit-keras-validate=lit_keras_app.cli.validate:main",
+        "lit-keras-build-data=lit_keras_app.cli.build_data:main",
+        "lit-keras-precompute=lit_keras_app.cli.precompute:main",
+        "lit-keras-export=lit_keras_app.cli.export:main",
     ]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

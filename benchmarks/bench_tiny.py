@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/bench_tiny.py --repeats 3 --out benchmarks/results/bench_tiny
 
-The shape of the peer harness `../shared/peers/open_clip/` (its README): 64×64×3 random images;
+The shape of the open_clip peer harness (a directory given by --peer or $LIT_KERAS_PEER_OPEN_CLIP,
+see docs/benchmarks.md): 64×64×3 random images;
 ViT patch 8, width 192, depth 4, heads 3, MLP 768; text transformer width 256, depth 4, heads 4,
 MLP 1024, 16 tokens, vocab 8192; embeddings 128; batch 128; fp32; AdamW lr 1e-3, betas
 0.9/0.999, eps 1e-8, weight decay 0.01; 2 threads; 3 warm-up + 20 timed steps; four distinct
@@ -22,7 +23,7 @@ matmul peak of TF and torch (the peer's matmul_peak.py), then for every repeat r
 and graph mode), peer lu, ours uu (both), peer uu, ours pre (both) in fresh processes, then an
 RSS-by-stage profile of our pre and lu. It writes ours.jsonl / peer.jsonl / matmul.jsonl /
 memory.jsonl / flops.json / summary.md into --out and prints the peer's summarize.py over both
-JSONL files and our table with FLOPs, fractions of peak and the issue's targets. Each JSON line
+JSONL files and our table with FLOPs, fractions of peak and our throughput and memory targets. Each JSON line
 has the peer's keys (impl, mode, train_pairs_per_s, ...).
 """
 import argparse
@@ -37,8 +38,9 @@ import time
 import rss  # benchmarks/rss.py, next to this script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_PEER = os.path.join(os.path.dirname(ROOT), "shared", "peers", "open_clip")
-DEFAULT_PEER_PYTHON = os.path.expanduser("~/.cache/lit-peers/openclip-venv/bin/python")
+# The peer harness and its Python: flags, or these environment variables (empty: ours only).
+DEFAULT_PEER = os.environ.get("LIT_KERAS_PEER_OPEN_CLIP", "")
+DEFAULT_PEER_PYTHON = os.environ.get("LIT_KERAS_PEER_PYTHON", "")
 MODES = ("lu", "uu", "pre")
 
 
@@ -143,7 +145,7 @@ def _vit_kwargs(a):
 
 def export_locked_vit(a, export_dir):
   """A random-init tfm ViT of the bench shape as a TF-Hub image feature vector ([-1, 1] input)."""
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
 
@@ -206,8 +208,7 @@ def build(a, mode):
 
 def run_child(a, mode):
   t_import = time.perf_counter()
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   sys.path.insert(0, ROOT)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
@@ -326,7 +327,7 @@ def graph_flops(a):
   optimizer updates included). uu and pre are traced in full; a hub SavedModel's forward is an
   opaque function call to the profiler, so lu is counted as pre + the ViT's traced forward.
   """
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   sys.path.insert(0, ROOT)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -363,7 +364,7 @@ def memory_profile(a, mode):
   The stages share one process, so each number is what that stage adds on top of the ones
   before (its traced graph, compiled code and the tensors it keeps).
   """
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   sys.path.insert(0, ROOT)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -475,7 +476,8 @@ def summarize(ours, peer, matmul, flops, a_batch):
       rows.append(
           f"| {impl} | {mode} | {len(rs)} | {tp[0]:.1f} ({tp[1]:.1f}–{tp[2]:.1f}) | {st:.3f} | "
           f"{mem[0]:.0f} ({mem[1]:.0f}–{mem[2]:.0f}) | {gflops:.1f} | "
-          f"{gflops / peak[fw]:.2f} ({fw} {peak[fw]:.0f}) | {fmt(img)} | {fmt(txt)} |")
+          f"{(f'{gflops / peak[fw]:.2f} ({fw} {peak[fw]:.0f})') if fw in peak else '–'} | "
+          f"{fmt(img)} | {fmt(txt)} |")
   lines = [
       ("| impl | mode | runs | train pairs/s median (range) | median step s | "
       "peak RSS − import MB median (range) | GFLOP/s | fraction of matmul peak (GFLOP/s) | "
@@ -543,9 +545,9 @@ def main():
                "tf_graph_profiler": measured}, f, indent=1)
 
   matmul = []
-  for fw, py in (("tf", sys.executable), ("torch", a.peer_python if peer else None)):
-    if py:
-      matmul += _run_json([py, os.path.join(peer or DEFAULT_PEER, "matmul_peak.py"),
+  for fw, py in (("tf", sys.executable), ("torch", a.peer_python)):
+    if peer and py:  # the peer's matmul_peak.py measures both frameworks' peaks
+      matmul += _run_json([py, os.path.join(peer, "matmul_peak.py"),
                            "--framework", fw, "--threads", str(a.threads)],
                           f"matmul peak ({fw})")
   with tempfile.TemporaryDirectory() as tmp:

@@ -11,14 +11,12 @@ import json
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import lit_keras  # noqa: E402,F401  (first: pins Keras 2)
 import tensorflow as tf  # noqa: E402
 
 from lit_keras import towers  # noqa: E402
-from lit_keras.convert import pretrained  # noqa: E402
 from lit_keras.data import pipeline  # noqa: E402
+from lit_keras_app.ports import pretrained  # noqa: E402
 
 
 def main():

@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lit_keras  # noqa: E402,F401  (first: pins Keras 2)
 from absl import logging  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -34,16 +33,15 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 import tf_keras  # noqa: E402
 
 from configs import common  # noqa: E402
-from lit_keras import evaluation  # noqa: E402
-from lit_keras.convert import pretrained  # noqa: E402
-from lit_keras.datasets import emoji  # noqa: E402
-from lit_keras.training import builders  # noqa: E402
-from lit_keras.training import precompute  # noqa: E402
-from lit_keras.training import tasks  # noqa: E402
+from lit_keras.evaluation import evaluators  # noqa: E402
+from lit_keras.training import task as task_lib  # noqa: E402
 from lit_keras.training import trainer  # noqa: E402
+from lit_keras_app import resolve  # noqa: E402
 
 SETTINGS = ("Lu", "LU", "Uu", "UU", "uu", "UL")
-EVAL_TEMPLATES = ["{}", "an emoji of {}.", "a picture of {}."]
+# Each set: retrieval and zero-shot over the 99 subcategories with the emoji prompt ensemble.
+SETS = {"heldout": ("emoji", "heldout"), "3d_train": ("emoji_3d", "train"),
+        "3d_heldout": ("emoji_3d", "heldout")}
 
 
 def make_config(setting, seed, args, global_batch_loss=True):
@@ -51,6 +49,10 @@ def make_config(setting, seed, args, global_batch_loss=True):
   c.dataset = "emoji"
   c.setting = setting
   c.seed = seed
+  c.image.handle = "ports:efficientnet_lite0/feature_vector"
+  c.text.preprocess = "ports:minilm_l6/preprocess"
+  c.text.encoder = "ports:minilm_l6/encoder"
+  c.text.vocab = "ports:minilm_l6/vocab.txt"
   c.deterministic = False
   c.image.image_size = args.image_size
   c.image.vit = dict(patch_size=16, hidden_size=192, num_layers=4, num_heads=3, mlp_dim=768)
@@ -68,43 +70,30 @@ def make_config(setting, seed, args, global_batch_loss=True):
   c.total_steps = args.steps
   c.log_every = max(1, args.steps // 4)
   c.checkpoint_every = args.steps
-  c.eval_every = 0
+  c.eval_every = 0  # evaluated once, after training (run())
+  for name, (dataset, split) in SETS.items():
+    c.evals[f"{name}_retrieval"] = common.evaluator("retrieval", dataset, split)
+    c.evals[f"{name}_zero_shot"] = common.evaluator("zero_shot", dataset, split)
   return c.lock()
 
 
-def evaluate(model, config, data_dir):
-  """For a locked image tower, reads cached embeddings of the eval images (the same numbers as
-  running the tower, computed once for all L runs)."""
-  classes = emoji.subcategories(data_dir)
-  out = {}
-  for name, pattern in (("heldout", "google-heldout-*.tfrecord"),
-                        ("3d_train", "3d-train-*.tfrecord"),
-                        ("3d_heldout", "3d-heldout-*.tfrecord")):
-    files, dim = os.path.join(data_dir, pattern), None
-    if config.precompute.enabled:
-      emb_dir, dim, _ = precompute.precompute(builders.image_source(config), files,
-                                              config.cache_dir or pretrained.default_cache_dir())
-      files = os.path.join(emb_dir, "emb-*.tfrecord")
-    e = tasks.embed_eval_set(model, files, config.image.image_size, embedding_dim=dim)
-    r = evaluation.recall_at_k(e["image_emb"], e["text_emb"], e["owner"], ks=(1, 5))
-    cls = evaluation.class_embeddings(model, classes, EVAL_TEMPLATES)
-    zs, _ = evaluation.zero_shot_accuracy(None, None, e["labels"], cls,
-                                          image_emb=e["image_emb"])
-    out[name] = {"i2t_r@1": r["i2t_r@1"], "t2i_r@1": r["t2i_r@1"], "zero_shot_top1": zs["top1"]}
-  return out
-
-
 def run(config, strategy, workdir):
+  """Trains, then evaluates every set. With a locked image tower the evaluators read the sets'
+  pre-computed embeddings (the same numbers as running the tower, computed once for all L
+  runs)."""
   tf_keras.backend.clear_session()
-  resolved = tasks.resolve(config, workdir)
+  task = task_lib.LiTTask(resolve.resolve(config)).prepare()
   t0 = time.time()
-  metrics = trainer.train(resolved, workdir, strategy, tasks.train_dataset_fn(resolved))
+  metrics = trainer.train(task, workdir, strategy)
   train_s = time.time() - t0
-  model, _, _ = trainer.restore_model(resolved, workdir,
-                                      precomputed=resolved.precompute.enabled)
-  data_dir = os.path.dirname(resolved.data.eval)
-  return {"train_loss": metrics["loss"], "train_seconds": train_s,
-          **evaluate(model, resolved, data_dir)}
+  model, _, _ = trainer.restore_model(task.config, workdir,
+                                      precomputed=task.config.precompute.enabled)
+  res = evaluators.evaluate(task.build_evaluators(during_training=True), model)
+  out = {"train_loss": metrics["loss"], "train_seconds": train_s}
+  for name in SETS:
+    r, z = res[f"{name}_retrieval"], res[f"{name}_zero_shot"]
+    out[name] = {"i2t_r@1": r["i2t_r@1"], "t2i_r@1": r["t2i_r@1"], "zero_shot_top1": z["top1"]}
+  return out
 
 
 def summarize(results, out_dir):

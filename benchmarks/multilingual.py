@@ -16,31 +16,30 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import lit_keras  # noqa: E402,F401  (first: pins Keras 2)
 from absl import logging  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from configs import common  # noqa: E402
+from lit_keras import cache  # noqa: E402
 from lit_keras import evaluation  # noqa: E402
-from lit_keras.convert import pretrained  # noqa: E402
 from lit_keras.data import pipeline  # noqa: E402
-from lit_keras.datasets import emoji_multilingual as em  # noqa: E402
-from lit_keras.training import builders  # noqa: E402
-from lit_keras.training import precompute  # noqa: E402
-from lit_keras.training import tasks  # noqa: E402
+from lit_keras.training import task as task_lib  # noqa: E402
 from lit_keras.training import trainer  # noqa: E402
+from lit_keras_app import datasets  # noqa: E402
+from lit_keras_app import resolve  # noqa: E402
+from lit_keras_app.datasets import emoji_multilingual as em  # noqa: E402
 
 
-def make_config(train_glob, sp_model, args):
+def make_config(train_split, sp_model, args):
   c = common.base_config()
-  c.dataset = "custom"
+  c.dataset = "emoji_multilingual"
   c.setting = "Lu"
-  c.data.train = train_glob
-  c.image.handle = pretrained.export_paths()["efficientnet_lite0_feature_vector"]
+  c.data.train_split = train_split
+  c.image.handle = "ports:efficientnet_lite0/feature_vector"
   c.image.image_size = 224
   c.text.sentencepiece_model = sp_model
   c.text.seq_length = 24
@@ -52,6 +51,9 @@ def make_config(train_glob, sp_model, args):
   c.total_steps = args.steps
   c.log_every = max(1, args.steps // 6)
   c.checkpoint_every = args.steps
+  # Not run during training (eval_every = 0); declared so that `prepare` pre-computes the held-out
+  # images' embeddings, which main() evaluates per language.
+  c.evals.heldout = common.evaluator("retrieval", "emoji_multilingual", "heldout")
   return c.lock()
 
 
@@ -86,11 +88,8 @@ def main():
   p.add_argument("--vocab_size", type=int, default=8000)
   args = p.parse_args()
   os.makedirs(args.out, exist_ok=True)
-  cache = pretrained.default_cache_dir()
-  pretrained.build(("efficientnet_lite0",))
-  data = os.path.join(cache, "data", "emoji_multilingual")
-  if not os.path.exists(os.path.join(data, "summary.json")):
-    em.build(data, cache)
+  dataset = datasets.get("emoji_multilingual")
+  data = dataset.ensure_built(dataset.default_dir(), cache.root())
   train_texts = [t.decode() for b in pipeline.eval_dataset(
       os.path.join(data, "multi-train-*.tfrecord"), 512, 8)
       for row, k in zip(b["texts"].numpy(), b["num_texts"].numpy()) for t in row[:k]]
@@ -99,17 +98,14 @@ def main():
   with open(os.path.join(data, "heldout.json"), encoding="utf-8") as f:
     heldout = json.load(f)
   results = {"languages": list(heldout["captions"]), "models": {}}
-  for name, prefix in (("multilingual", "multi-train"), ("english-only", "en-train")):
-    config = make_config(os.path.join(data, f"{prefix}-*.tfrecord"), sp_model, args)
+  for name, split in (("multilingual", "multi-train"), ("english-only", "en-train")):
+    config = make_config(split, sp_model, args)
+    task = task_lib.LiTTask(resolve.resolve(config)).prepare()
     with tempfile.TemporaryDirectory() as wd:
-      resolved = tasks.resolve(config, wd)
-      trainer.train(resolved, wd, tf.distribute.get_strategy(),
-                    tasks.train_dataset_fn(resolved))
-      model, _, _ = trainer.restore_model(resolved, wd, precomputed=True)
-    emb_dir, dim, _ = precompute.precompute(builders.image_source(resolved),
-                                            os.path.join(data, "heldout-*.tfrecord"), cache)
-    e = tasks.embed_eval_set(model, os.path.join(emb_dir, "emb-*.tfrecord"), 224,
-                             embedding_dim=dim)
+      trainer.train(task, wd, tf.distribute.get_strategy())
+      model, _, _ = trainer.restore_model(task.config, wd, precomputed=True)
+    e = evaluation.embed_eval_set(model, task.config.evals.heldout.precomputed, 224,
+                                  embedding_dim=task.config.precompute.dim)
     order = np.argsort(e["labels"])  # label = index in heldout.json's ids
     results["models"][name] = per_language(model, e["image_emb"][order], heldout)
     print(name, json.dumps(results["models"][name]), flush=True)

@@ -4,7 +4,7 @@
 
 Demo configuration: the ported EfficientNet-Lite0 (TF-Hub feature vector, 224 px, batch 64).
 `raw`: the tower's forward on in-memory random batches (the ceiling). `precompute`: the
-`lit-keras-precompute` code path (`training.precompute.precompute`) over the Google-style emoji
+`lit-keras-precompute` code path (`lit_keras.data.embeddings.precompute`) over the Google-style emoji
 training split (1,529 images, 4 shards) into an empty cache: TFRecord read, PNG decode, resize,
 forward and writing the embedding TFRecords, timed end to end from the call (module load and
 tracing included). Each (mode, repeat) runs in a fresh process, interleaved; JSON lines, then
@@ -23,18 +23,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def child(mode, a):
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.path.insert(0, ROOT)
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from configs import demo  # pylint: disable=g-import-not-at-top
-  from lit_keras.training import builders, precompute, tasks  # pylint: disable=g-import-not-at-top
-  config = tasks.resolve(demo.get_config(), tempfile.mkdtemp())
-  source = builders.image_source(config)
+  from lit_keras.data import embeddings  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import task as task_lib  # pylint: disable=g-import-not-at-top
+  from lit_keras_app import resolve  # pylint: disable=g-import-not-at-top
+  task = task_lib.LiTTask(resolve.resolve(demo.get_config()))
+  config, source = task.config, task.image_source()
   size = source["image_size"]
   if mode == "raw":
-    embed = precompute.embedder(source)  # the pre-compute command's own function
+    embed = task.locked_image_embedder()  # the pre-compute command's own function
     batches = [tf.random.uniform([a.batch_size, size, size, 3], seed=i) for i in range(2)]
     for i in range(3):
       embed(batches[i % 2]).numpy()
@@ -46,7 +47,8 @@ def child(mode, a):
   else:
     with tempfile.TemporaryDirectory() as tmp:
       t0 = time.perf_counter()
-      _, _, count = precompute.precompute(source, config.data.train, tmp, a.batch_size,
+      _, _, count = embeddings.precompute(task.locked_image_embedder(), source,
+                                          config.data.train, tmp, a.batch_size,
                                           log=lambda m: print(m, file=sys.stderr))
       seconds = time.perf_counter() - t0
   return {"mode": mode, "images": count, "seconds": seconds, "images_per_s": count / seconds,

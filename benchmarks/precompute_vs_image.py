@@ -23,24 +23,25 @@ CHILD_FLAG = "--child"
 
 
 def child(mode, batch_size, steps, warmup):
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from configs import demo  # pylint: disable=g-import-not-at-top
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
-  from lit_keras.training import builders, step as step_lib, tasks  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import task as task_lib  # pylint: disable=g-import-not-at-top
+  from lit_keras_app import resolve  # pylint: disable=g-import-not-at-top
   rss_import = rss.rss_mb()
   config = demo.get_config()
   with config.unlocked():
     config.precompute.enabled = mode == "pre"
     config.batch_size = batch_size
-    config.data.eval = ""
-  import tempfile  # pylint: disable=g-import-not-at-top
-  config = tasks.resolve(config, tempfile.mkdtemp())
-  model = builders.build_model(config)
-  optimizer = builders.build_optimizer(config.optim, 1000)
-  ds = tasks.train_dataset_fn(config)(tf.distribute.InputContext(), 0, 0)
+    for spec in config.evals.values():  # no in-training evaluation: nothing to pre-compute
+      spec.during_training = False
+  task = task_lib.LiTTask(resolve.resolve(config)).prepare()
+  model = task.build_model()
+  optimizer = task.build_optimizer()
+  ds = task.build_inputs(tf.distribute.InputContext())
   it = iter(ds)
   batch = next(it)
   model(batch)

@@ -1,12 +1,35 @@
-"""The full config schema with defaults; each experiment file overrides what it needs."""
+"""The full config schema with defaults; each experiment file overrides what it needs.
+
+Fields that name files accept concrete paths (local, `gs://`, TF-Hub handles) or, resolved by the
+programs (`lit_keras_app.resolve`), `ports:NAME/PART` (a ported pretrained tower) and
+`DATASET:ASSET` (a file a registered dataset derives, e.g. `digits:vocab`).
+"""
 import ml_collections
+
+
+def evaluator(type, dataset="", split="", data="", classes="", templates="",  # pylint: disable=redefined-builtin
+              during_training=True):
+  """One entry of `config.evals` (see `lit_keras.evaluation.evaluators`).
+
+  Args:
+    type: "retrieval" or "zero_shot".
+    dataset, split: a registered dataset and its split (the programs fill `data`), or
+    data: a TFRecord glob of your own (empty: the evaluator is off until you set it).
+    classes, templates: zero-shot class list and prompt templates (a registered name such as
+      "imagenet1k" / "clip", or a file); default: the dataset's.
+    during_training: also run every `eval_every` steps of training (from pre-computed image
+      embeddings when the run trains from them); always run by evaluate.py.
+  """
+  return ml_collections.ConfigDict(dict(
+      type=type, dataset=dataset, split=split, data=data, data_dir="", classes=classes,
+      templates=templates, during_training=during_training, precomputed=""))
 
 
 def base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.setting = "Lu"          # image tower letter, then text tower letter (L / U / u)
-  c.dataset = "custom"      # digits | emoji | custom (then set data.train / data.eval)
+  c.dataset = ""            # a registered dataset (digits, emoji, ...) or "": your data.train
   c.loss = "softmax"        # softmax | sigmoid
   c.global_batch_loss = True  # False: the per-replica loss the paper compares against
   c.deterministic = False
@@ -16,9 +39,9 @@ def base_config():
   c.cache_dir = ""          # default $LIT_KERAS_CACHE or ~/.cache/lit_keras
 
   c.data = ml_collections.ConfigDict()
-  c.data.dir = ""
+  c.data.dir = ""           # where the dataset is built (default: <cache>/data/<dataset>)
   c.data.train = ""         # glob of TFRecord shards (lit_keras.data.schema)
-  c.data.eval = ""
+  c.data.train_split = "train"  # with a dataset and an empty data.train
   c.data.augment = True     # Inception crop; False: central crop
   c.data.crop_fraction = 1.0
   c.data.shuffle_buffer = 10_000
@@ -50,9 +73,10 @@ def base_config():
 
   c.precompute = ml_collections.ConfigDict()
   c.precompute.enabled = False  # train from pre-computed locked image embeddings
-  c.precompute.dim = 0          # filled in by train.py
-  c.precompute.train = ""       # filled in by train.py
-  c.precompute.eval = ""        # filled in by train.py
+  c.precompute.dim = 0          # filled in by the task (LiTTask.prepare)
+  c.precompute.train = ""       # filled in by the task (LiTTask.prepare)
+
+  c.evals = ml_collections.ConfigDict()  # NAME = evaluator(...); run by evaluate.py and training
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"    # adamw | adafactor

@@ -13,6 +13,8 @@ def get_config(arg=None):
   c = common.base_config()
   c.dataset = "digits"
   c.setting = "Lu"
+  c.image.handle = "digits:pca_feature_vector"
+  c.text.vocab = "digits:vocab"
   c.image.image_size = 8
   c.image.vit = dict(patch_size=2, hidden_size=32, num_layers=2, num_heads=2, mlp_dim=64)
   c.text.bert = dict(hidden_size=32, num_layers=1, num_heads=2, inner_dim=64)
@@ -27,6 +29,8 @@ def get_config(arg=None):
   c.log_every = 50
   c.checkpoint_every = 100
   c.eval_every = 300
+  c.evals.test_retrieval = common.evaluator("retrieval", "digits", "test")
+  c.evals.test_zero_shot = common.evaluator("zero_shot", "digits", "test")
   if arg == "runlocal":
     c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 10, 5, 5, 10
   return c.lock()

@@ -7,7 +7,7 @@ Text: BERT-base from the public TF-Hub preprocess + encoder pair, fine-tuned ("L
   python train.py --config=configs/lit_b16_bert_base.py --workdir=gs://BUCKET/lit_b16 \
       --strategy=tpu --tpu=local \
       --config.data.train="gs://BUCKET/data/train-*.tfrecord" \
-      --config.data.eval="gs://BUCKET/data/val-*.tfrecord"
+      --config.evals.val_retrieval.data="gs://BUCKET/data/val-*.tfrecord"
 """
 from configs import common
 
@@ -34,4 +34,7 @@ def get_config(arg=None):
   c.checkpoint_every = 1000
   c.eval_every = 5000
   c.mixed_precision = True
+  # Set their data to evaluate (e.g. --config.evals.imagenet.data="gs://BUCKET/imagenet-val-*"):
+  c.evals.val_retrieval = common.evaluator("retrieval")
+  c.evals.imagenet = common.evaluator("zero_shot", classes="imagenet1k", templates="clip")
   return c.lock()

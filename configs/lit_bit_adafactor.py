@@ -23,4 +23,7 @@ def get_config(arg=None):
   c.batch_size = 16_384
   c.total_steps = 55_000
   c.mixed_precision = True
+  # Set their data to evaluate (e.g. --config.evals.imagenet.data="gs://BUCKET/imagenet-val-*"):
+  c.evals.val_retrieval = common.evaluator("retrieval")
+  c.evals.imagenet = common.evaluator("zero_shot", classes="imagenet1k", templates="clip")
   return c.lock()

@@ -1,13 +1,17 @@
 """lit_keras: LiT (Locked-image text Tuning, Zhai et al., CVPR 2022) for TensorFlow / tf_keras.
 
-Importing the package pins Keras 2: `hub.KerasLayer` and tf-models-official are tf_keras code, and
-under Keras 3 hub layers fail or silently stop training. `TF_USE_LEGACY_KERAS=1` must be set before
-TensorFlow is first imported so that `tf.keras` is `tf_keras` too.
-"""
-import os
+Importing the package pins Keras 2 first (`lit_keras.env`), before TensorFlow loads.
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Layers of the library, each importing only from the ones before it:
+  env, cache, serialization, assets   foundations (no other lit_keras imports)
+  data                                TFRecord schema, preprocessing, tf.data, pre-computed embeddings
+  layers, losses                      projection heads and temperature; contrastive losses
+  towers                              image and text towers in the paper's L / U / u states
+  models                              LiTModel
+  evaluation                          retrieval, zero-shot, prompts, evaluators
+  training, export                    step, task, trainer; serving and TF-Hub-format exports
+"""
+from lit_keras import env  # noqa: F401  (first: sets TF_USE_LEGACY_KERAS before TensorFlow)
 
 __version__ = "0.1.0"
 

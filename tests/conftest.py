@@ -1,8 +1,5 @@
 """Test setup: Keras 2, 4 logical CPU devices for real tf.distribute, tiny SavedModel fixtures."""
-import os
-
-os.environ["TF_USE_LEGACY_KERAS"] = "1"  # Before TensorFlow is imported anywhere.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import lit_keras  # noqa: F401  (first: pins Keras 2 before TensorFlow is imported anywhere)
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -5,25 +5,22 @@
 Then compare with an independent PyTorch forward (another venv with torch):
   python benchmarks/ports/efficientnet_lite0_torch.py /tmp/lite0_ours.npz
 """
-import os
 import sys
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
+import lit_keras  # noqa: F401  (first: pins Keras 2)
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_hub as hub  # noqa: E402
 from skimage import data  # noqa: E402
 
-from lit_keras import assets  # noqa: E402
-from lit_keras.convert import pretrained  # noqa: E402
+from lit_keras.evaluation import prompts  # noqa: E402
+from lit_keras_app.ports import pretrained  # noqa: E402
 
 
 def main(out):
   paths = pretrained.build(("efficientnet_lite0",))
   clf = hub.KerasLayer(paths["efficientnet_lite0_classification"])
-  names = assets.imagenet1k_classes()
+  names = prompts.imagenet1k_classes()
   photos = ["chelsea", "coffee", "astronaut", "rocket"]
   images = tf.concat([tf.image.resize(tf.convert_to_tensor(getattr(data, p)(), tf.float32)[None]
                                       / 255.0, [224, 224]) for p in photos], 0)

@@ -1,24 +1,20 @@
-"""Scan TFRecord shards and report what is in them.
-
-    lit-keras-validate "out/train-*.tfrecord" [--embedding_dim 1280] [--json report.json]
+"""Scan TFRecord shards and report what is in them (the `lit-keras-validate` program).
 
 Per shard and in total: records, decodable images, caption statistics (captions per image, empty
-captions, characters), labels, and corrupt records with their file and byte offset. Exit code 1
-if anything is corrupt or undecodable.
+captions, characters), labels, and corrupt records with their file and byte offset.
 """
-import argparse
 import collections
-import json
-import os
 import re
-import sys
+
+import tensorflow as tf
+
+from lit_keras.data import preprocess
+from lit_keras.data import schema
 
 
 def validate(files, embedding_dim=None):
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from lit_keras.data import preprocess  # pylint: disable=g-import-not-at-top
-  from lit_keras.data import schema  # pylint: disable=g-import-not-at-top
+  """Returns a report dict: totals, caption statistics, labels, per-shard stats, corrupt shards
+  (file, byte offset, records before the damage)."""
 
   def check(record):
     ex = schema.parse(record, embedding_dim)
@@ -63,29 +59,3 @@ def validate(files, embedding_dim=None):
       "labels": {str(k): v for k, v in sorted(labels.items())},
       "corrupt": corrupt, "shards": shards,
   }
-
-
-def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("pattern", nargs="+", help="TFRecord files or globs")
-  p.add_argument("--embedding_dim", type=int, default=None,
-                 help="validate the pre-computed-embedding schema of this dimension")
-  p.add_argument("--json", default=None, help="also write the report here")
-  args = p.parse_args(argv)
-  from lit_keras.data import pipeline  # pylint: disable=g-import-not-at-top
-  report = validate(pipeline.list_files(args.pattern), args.embedding_dim)
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(report, f, indent=2)
-  print(f"{report['files']} files, {report['records']} records, {report['decodable']} decodable, "
-        f"{report['undecodable']} undecodable, {report['captions_per_record']:.2f} captions/record "
-        f"({report['empty_captions']} empty, {report['records_without_caption']} records without), "
-        f"{report['mean_caption_chars']:.1f} chars/caption, {len(report['labels'])} labels")
-  for c in report["corrupt"]:
-    print(f"CORRUPT {c['file']} at offset {c['offset']} (after {c['records_before']} good "
-          f"records): {c['error']}")
-  return 1 if report["corrupt"] or report["undecodable"] else 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -1,7 +1,4 @@
-"""Export a trained LiT model as a SavedModel with serving signatures.
-
-    python -m lit_keras.export.serving --workdir workdirs/demo --output exports/demo \
-        [--classes emoji-subcategories | imagenet1k | path/to/classes.txt] [--templates default|clip|FILE]
+"""Export a trained LiT model as a SavedModel with serving signatures (`lit-keras-export`).
 
 Signatures (L2-normalised embeddings out):
 - `embed_image`: encoded image bytes `string [b]` → `embeddings [b, d]` (decode, central crop,
@@ -13,15 +10,11 @@ Signatures (L2-normalised embeddings out):
   list (prompt-ensembled) baked in at export time; `class_names` is stored with the model.
 The SavedModel loads in a process that imports only `tensorflow` and `tensorflow_text`.
 """
-import argparse
-import json
-import os
-import sys
-
 import numpy as np
 import tensorflow as tf
 
 from lit_keras.data import preprocess
+from lit_keras.evaluation import zero_shot
 
 
 class LiTServing(tf.Module):
@@ -81,11 +74,20 @@ class LiTServing(tf.Module):
 
 def export(model, output_dir, image_size, class_names=None, templates=("{}",),
            crop_fraction=1.0):
-  """Writes the serving SavedModel; returns the `LiTServing` module."""
-  from lit_keras import evaluation  # pylint: disable=g-import-not-at-top
+  """Writes the serving SavedModel; returns the `LiTServing` module.
+
+  Args:
+    model: a `LiTModel` (with its real image tower).
+    output_dir: where the SavedModel goes (any `tf.io.gfile` path).
+    image_size: the resolution the image tower takes.
+    class_names: optional class list for the `zero_shot` signature (items: names or alias
+      lists); its prompt-ensembled embeddings are computed now and stored.
+    templates: prompt templates for the class embeddings.
+    crop_fraction: central crop fraction of the image signatures.
+  """
   class_emb = None
   if class_names:
-    class_emb = evaluation.class_embeddings(model, class_names, templates)
+    class_emb = zero_shot.class_embeddings(model, class_names, templates)
   names = [n if isinstance(n, str) else n[0] for n in class_names or []]
   module = LiTServing(model, image_size, names, class_emb, crop_fraction)
   signatures = {"embed_image": module.embed_image, "embed_image_tensor": module.embed_image_tensor,
@@ -94,49 +96,3 @@ def export(model, output_dir, image_size, class_names=None, templates=("{}",),
     signatures["zero_shot"] = module.zero_shot
   tf.saved_model.save(module, output_dir, signatures=signatures)
   return module
-
-
-def _class_list(spec, config):
-  from lit_keras import assets  # pylint: disable=g-import-not-at-top
-  if not spec:
-    return None
-  if spec == "imagenet1k":
-    return assets.imagenet1k_classes()
-  if spec == "emoji-subcategories":
-    from lit_keras.datasets import emoji  # pylint: disable=g-import-not-at-top
-    return emoji.subcategories(os.path.dirname(config.data.eval or config.data.train))
-  with open(spec, encoding="utf-8") as f:
-    return [line.strip() for line in f if line.strip()]
-
-
-def _templates(spec):
-  from lit_keras import assets  # pylint: disable=g-import-not-at-top
-  if spec == "clip":
-    return assets.clip_templates()
-  if spec == "default":
-    return ["{}", "a photo of a {}.", "an emoji of {}."]
-  with open(spec, encoding="utf-8") as f:
-    return [line.strip() for line in f if line.strip()]
-
-
-def main(argv=None):
-  os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  from lit_keras.training import trainer  # pylint: disable=g-import-not-at-top
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--workdir", required=True)
-  p.add_argument("--output", required=True)
-  p.add_argument("--classes", default=None)
-  p.add_argument("--templates", default="default")
-  a = p.parse_args(argv)
-  with open(os.path.join(a.workdir, "config.json")) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  model, step, _ = trainer.restore_model(config, a.workdir)
-  export(model, a.output, config.image.image_size, _class_list(a.classes, config),
-         _templates(a.templates), config.data.get("crop_fraction", 1.0))
-  print(f"exported step {step} to {a.output}")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main())

@@ -4,13 +4,13 @@ import math
 import tensorflow as tf
 import tf_keras
 
-PACKAGE = "lit_keras"
+from lit_keras import serialization
 
 # Variable names the optimizer factory excludes from weight decay (paper: no decay on t).
 NO_DECAY_VARIABLE_NAMES = ("log_scale", "logit_bias")
 
 
-@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+@serialization.register
 class LogitScale(tf_keras.layers.Layer):
   """Owns the learned temperature `t` (log space) and an optional logit bias.
 

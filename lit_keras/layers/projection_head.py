@@ -1,10 +1,10 @@
 """Projection from a tower's feature space to the shared embedding space."""
 import tf_keras
 
-PACKAGE = "lit_keras"
+from lit_keras import serialization
 
 
-@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+@serialization.register
 class ProjectionHead(tf_keras.layers.Layer):
   """Linear (default) or MLP projection to the shared embedding size.
 

@@ -4,13 +4,12 @@ import math
 import tensorflow as tf
 import tf_keras
 
+from lit_keras import serialization
 from lit_keras.layers.logit_scale import LogitScale
 from lit_keras.layers.projection_head import ProjectionHead
 
-PACKAGE = "lit_keras"
 
-
-@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+@serialization.register
 class LiTModel(tf_keras.Model):
   """The LiT dual encoder (Zhai et al., 2022).
 

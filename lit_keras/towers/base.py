@@ -1,8 +1,7 @@
 """The tower contract shared by image and text towers: the paper's L / U / u states."""
 import tf_keras
-from tensorflow.python.eager import record  # pylint: disable=g-direct-tensorflow-import
 
-PACKAGE = "lit_keras"
+from lit_keras.towers import tape
 
 # The paper's letters (LiT §3): L = pretrained and locked, U = pretrained and unlocked (trained),
 # u = randomly initialised and trained.
@@ -54,7 +53,7 @@ class Tower(tf_keras.layers.Layer):
       # No tape may record a locked tower: hub SavedModel variables keep `trainable=True` as tf
       # Variables even when the Keras layer is frozen, so a default tape would watch them and
       # keep the tower's activations for a backward pass that is never wanted.
-      with record.stop_recording():
+      with tape.stop_recording():
         return self.encode(inputs, training=False)
     return self.encode(inputs, training=training)
 

@@ -3,11 +3,12 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tf_keras
 
+from lit_keras import serialization
 from lit_keras.data import preprocess
 from lit_keras.towers import base
 
 
-@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
+@serialization.register
 class HubImageTower(base.Tower):
   """A pretrained image feature-vector module from a TF-Hub handle or a local SavedModel path.
 
@@ -51,7 +52,7 @@ class HubImageTower(base.Tower):
     return config
 
 
-@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
+@serialization.register
 class ViTImageTower(base.Tower):
   """A Vision Transformer image tower trained from scratch (the paper's "u" image state).
 

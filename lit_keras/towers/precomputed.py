@@ -2,10 +2,11 @@
 import tensorflow as tf
 import tf_keras
 
+from lit_keras import serialization
 from lit_keras.towers import base
 
 
-@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
+@serialization.register
 class PrecomputedImageTower(base.Tower):
   """Passes pre-computed image features through; always locked, holds no weights.
 

@@ -3,7 +3,9 @@ import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401  (registers the ops that hub BERT preprocessors use)
 import tf_keras
+from official.nlp.modeling import networks
 
+from lit_keras import serialization
 from lit_keras.data import preprocess
 from lit_keras.towers import base
 
@@ -28,7 +30,7 @@ def _check_pooling(pooling):
   return pooling
 
 
-class _TextTower(base.Tower):
+class TextTower(base.Tower):
   """Accepts raw strings `[batch]` or already tokenized BERT inputs (a dict).
 
   Tokenizing in the tf.data pipeline (`tower.tokenize` in `Dataset.map`) keeps string ops off the
@@ -36,6 +38,12 @@ class _TextTower(base.Tower):
   """
 
   def tokenize(self, strings):
+    """strings [b] → the BERT input dict, [b, seq_length] each."""
+    raise NotImplementedError
+
+  def preprocessing(self):
+    """What a TF-Hub-format preprocessor of this tower needs: (the layer that holds the
+    tokenizer's resources, strings → ragged int32 token ids, start id, end id, seq_length)."""
     raise NotImplementedError
 
   def encode(self, inputs, training=None):
@@ -53,8 +61,8 @@ class _TextTower(base.Tower):
     return self.tokenize(inputs)
 
 
-@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
-class HubBertTextTower(_TextTower):
+@serialization.register
+class HubBertTextTower(TextTower):
   """A pretrained BERT from a TF-Hub preprocess + encoder pair (handles or local paths).
 
   The public TF-Hub BERT interface: the preprocessor maps strings to `input_word_ids`,
@@ -81,6 +89,9 @@ class HubBertTextTower(_TextTower):
     self.pooling = _check_pooling(pooling)
     self.seq_length = int(seq_length)
     preprocessor = hub.load(preprocess_handle)
+    special = preprocessor.tokenize.get_special_tokens_dict()
+    self._start_id = int(special["start_of_sequence_id"])
+    self._end_id = int(special["end_of_segment_id"])
     self._tokenize = hub.KerasLayer(preprocessor.tokenize, name="tokenize")
     self._pack = hub.KerasLayer(preprocessor.bert_pack_inputs,
                                 arguments=dict(seq_length=self.seq_length), name="pack")
@@ -92,6 +103,10 @@ class HubBertTextTower(_TextTower):
     packed = self._pack([self._tokenize(strings)])
     return {k: tf.cast(packed[k], tf.int32) for k in BERT_INPUT_KEYS}
 
+  def preprocessing(self):
+    pieces = lambda s: tf.cast(self._tokenize(preprocess.valid_utf8(s)), tf.int32)
+    return self._tokenize, pieces, self._start_id, self._end_id, self.seq_length
+
   def get_config(self):
     config = super().get_config()
     config.update(preprocess_handle=self.preprocess_handle, encoder_handle=self.encoder_handle,
@@ -99,8 +114,8 @@ class HubBertTextTower(_TextTower):
     return config
 
 
-@tf_keras.utils.register_keras_serializable(package=base.PACKAGE)
-class BertTextTower(_TextTower):
+@serialization.register
+class BertTextTower(TextTower):
   """A BERT text tower trained from scratch (the paper's "u" text state).
 
   tf-models-official `BertEncoder` with a tensorflow_text tokenizer (`WordPieceTokenizer` or
@@ -120,7 +135,6 @@ class BertTextTower(_TextTower):
                pooling="cls", dropout_rate=0.0, inner_activation="gelu", state=base.SCRATCH,
                **kwargs):
     super().__init__(state=state, **kwargs)
-    from official.nlp.modeling import networks  # pylint: disable=g-import-not-at-top
     if isinstance(tokenizer, dict):
       tokenizer = tf_keras.layers.deserialize(tokenizer)
     self.tokenizer = tokenizer
@@ -144,6 +158,10 @@ class BertTextTower(_TextTower):
 
   def tokenize(self, strings):
     return self.tokenizer(strings)
+
+  def preprocessing(self):
+    t = self.tokenizer
+    return t, t.pieces, t.start_id, t.end_id, t.seq_length
 
   def get_config(self):
     config = super().get_config()

@@ -6,13 +6,14 @@ Both produce the public BERT interface that TF-Hub preprocessors produce:
 `[CLS] [SEP]`, invalid UTF-8 is replaced rather than raising. The layers hold no variables, so they
 run in `Dataset.map` as well as in a model or an exported SavedModel.
 """
+import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tf_text
 import tf_keras
+from official.nlp.modeling.layers import text_layers
 
+from lit_keras import serialization
 from lit_keras.data import preprocess
-
-PACKAGE = "lit_keras"
 
 
 def _read_lines(path):
@@ -21,20 +22,15 @@ def _read_lines(path):
 
 
 def _pack(pieces, seq_length, start_id, end_id):
-  """[CLS] pieces[:seq_length-2] [SEP], padded to seq_length (static shape)."""
-  trimmed = tf_text.RoundRobinTrimmer(max_seq_length=seq_length - 2).trim([pieces])
-  ids, type_ids = tf_text.combine_segments(trimmed, start_of_sequence_id=start_id,
-                                           end_of_segment_id=end_id)
-  word_ids, mask = tf_text.pad_model_inputs(ids, max_seq_length=seq_length)
-  type_ids, _ = tf_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
-  return {
-      "input_word_ids": tf.cast(word_ids, tf.int32),
-      "input_mask": tf.cast(mask, tf.int32),
-      "input_type_ids": tf.cast(type_ids, tf.int32),
-  }
+  """[CLS] pieces[:seq_length-2] [SEP], padded with id 0 to seq_length (static shape), by
+  tf-models-official's `BertPackInputs` (the packing of the public TF-Hub BERT preprocessors)."""
+  packed = text_layers.BertPackInputs.bert_pack_inputs(
+      [pieces], seq_length=seq_length, start_of_sequence_id=start_id, end_of_segment_id=end_id,
+      padding_id=0)
+  return {k: tf.cast(v, tf.int32) for k, v in packed.items()}
 
 
-@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+@serialization.register
 class WordPieceTokenizer(tf_keras.layers.Layer):
   """BERT WordPiece tokenization (tensorflow_text `FastBertTokenizer`) with packing.
 
@@ -60,12 +56,16 @@ class WordPieceTokenizer(tf_keras.layers.Layer):
       raise ValueError("seq_length must be at least 2 ([CLS] and [SEP])")
     self.vocab_size = len(tokens)
     self.special_ids = {t: tokens.index(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]")}
+    self.start_id, self.end_id = self.special_ids["[CLS]"], self.special_ids["[SEP]"]
     self._tokenizer = tf_text.FastBertTokenizer(
         vocab=tokens, token_out_type=tf.int64, lower_case_nfd_strip_accents=self.lower_case)
 
+  def pieces(self, strings):
+    """Unpacked token ids, ragged int32 [b, (pieces)]."""
+    return tf.cast(self._tokenizer.tokenize(preprocess.valid_utf8(strings)), tf.int32)
+
   def call(self, strings):
-    pieces = self._tokenizer.tokenize(preprocess.valid_utf8(strings))  # [b, (pieces)]
-    return _pack(pieces, self.seq_length, self.special_ids["[CLS]"], self.special_ids["[SEP]"])
+    return _pack(self.pieces(strings), self.seq_length, self.start_id, self.end_id)
 
   def get_config(self):
     config = super().get_config()
@@ -75,7 +75,7 @@ class WordPieceTokenizer(tf_keras.layers.Layer):
     return config
 
 
-@tf_keras.utils.register_keras_serializable(package=PACKAGE)
+@serialization.register
 class SentencePieceTokenizer(tf_keras.layers.Layer):
   """SentencePiece tokenization (tensorflow_text) for multilingual vocabularies.
 
@@ -92,7 +92,6 @@ class SentencePieceTokenizer(tf_keras.layers.Layer):
 
   def __init__(self, model_file, seq_length=16, **kwargs):
     super().__init__(trainable=False, **kwargs)
-    import sentencepiece  # pylint: disable=g-import-not-at-top
     self.model_file = model_file
     self.seq_length = int(seq_length)
     with tf.io.gfile.GFile(model_file, "rb") as f:
@@ -107,11 +106,15 @@ class SentencePieceTokenizer(tf_keras.layers.Layer):
       raise ValueError("SentencePiece model must use pad_id=0 (the BERT encoder's padding id)")
     self.vocab_size = sp.get_piece_size()
     self.special_ids = ids
+    self.start_id, self.end_id = ids["bos"], ids["eos"]
     self._tokenizer = tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
 
+  def pieces(self, strings):
+    """Unpacked token ids, ragged int32 [b, (pieces)]."""
+    return self._tokenizer.tokenize(preprocess.valid_utf8(strings))
+
   def call(self, strings):
-    pieces = self._tokenizer.tokenize(preprocess.valid_utf8(strings))
-    return _pack(pieces, self.seq_length, self.special_ids["bos"], self.special_ids["eos"])
+    return _pack(self.pieces(strings), self.seq_length, self.start_id, self.end_id)
 
   def get_config(self):
     config = super().get_config()

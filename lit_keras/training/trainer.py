@@ -7,13 +7,14 @@ Reliability (see docs/training.md):
   leaves the previous checkpoint restorable. A locked tower is not saved (re-loaded from its
   handle).
 - Data position after a resume: a distributed iterator cannot be checkpointed, so the (seeded,
-  deterministic) input stream is rebuilt and fast-forwarded by `step × batch` examples, which are
-  read but not decoded: a resumed run sees exactly the examples a straight run would.
+  deterministic) input stream is rebuilt and fast-forwarded to the resumed step.
 - SIGTERM (preemption): the current step finishes, a checkpoint is written, and `Preempted` is
   raised; train.py exits with `PREEMPTED_EXIT_CODE` so a scheduler restarts it.
 - Loss and gradient norm are checked for NaN/Inf at every log step and before every save; a
   non-finite value raises `FloatingPointError` naming the step, and nothing is saved.
+- A corrupt TFRecord shard raises `CorruptDataError` naming the file and the byte offset.
 """
+import contextlib
 import json
 import os
 import signal
@@ -23,9 +24,10 @@ from absl import logging
 import tensorflow as tf
 import tf_keras
 
-from lit_keras import losses
-from lit_keras.training import builders
+from lit_keras.data import pipeline
+from lit_keras.evaluation import evaluators as evaluators_lib
 from lit_keras.training import step as step_lib
+from lit_keras.training import task as task_lib
 
 PREEMPTED_EXIT_CODE = 42
 
@@ -34,7 +36,7 @@ class Preempted(Exception):
   """Raised after a SIGTERM once the step has finished and a checkpoint is saved."""
 
 
-def _checkpoint(model, optimizer, image_optimizer=None):
+def checkpoint(model, optimizer, image_optimizer=None):
   """Everything that trains, plus the optimizer(s). Locked towers are not saved."""
   items = dict(optimizer=optimizer, image_head=model.image_head, text_head=model.text_head,
                logit_scale=model.logit_scale)
@@ -47,31 +49,22 @@ def _checkpoint(model, optimizer, image_optimizer=None):
   return tf.train.Checkpoint(**items)
 
 
-def _optimizers(config):
-  optimizer = builders.build_optimizer(config.optim, config.total_steps)
-  image_optimizer = None
-  img = config.image
-  if config.setting[0] != "L" and (img.get("lr_mult", 1.0) != 1.0 or img.get("unlock_at_step", 0)):
-    image_optimizer = builders.build_optimizer(config.optim, config.total_steps,
-                                               lr_scale=img.get("lr_mult", 1.0))
-  return optimizer, image_optimizer
-
-
 def restore_model(config, workdir, precomputed=False):
-  """Rebuilds a run's model and restores its latest checkpoint.
+  """Rebuilds a run's model and restores its latest checkpoint. Returns (model, step, path).
 
   By default the real image tower is re-assembled even for a run trained on pre-computed
   embeddings (the checkpoint does not hold locked-tower weights).
   """
-  model = builders.build_model(config, precomputed=precomputed)
+  task = task_lib.LiTTask(config)
+  model = task.build_model(precomputed=precomputed)
   # Build every variable first, so that the restore happens now (not deferred to a later call,
   # when the checkpoint files may be gone).
   size = config.image.image_size
   image = (tf.zeros([1, config.precompute.dim]) if precomputed
            else tf.zeros([1, size, size, 3]))
   model({"image": image, "text": tf.constant([""])})
-  optimizer, image_optimizer = _optimizers(config)
-  ckpt = _checkpoint(model, optimizer, image_optimizer)
+  optimizer, image_optimizer = task.build_optimizers()
+  ckpt = checkpoint(model, optimizer, image_optimizer)
   path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if path is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
@@ -89,126 +82,170 @@ def _finite(metrics, step, manager):
           f"{manager.latest_checkpoint})")
 
 
-def train(config, workdir, strategy, train_dataset_fn, eval_fn=None):
-  """Trains `config` in `workdir`, resuming from its latest checkpoint.
+@contextlib.contextmanager
+def _sigterm_flag():
+  """Yields a list that becomes non-empty when SIGTERM arrives (the step then finishes)."""
+  flag = []
+  previous = signal.signal(signal.SIGTERM, lambda *_: flag.append(True))
+  try:
+    yield flag
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
-  Args:
-    config: the resolved ml_collections config.
-    workdir: output directory (checkpoints, config.json, TensorBoard summaries).
-    strategy: the tf.distribute strategy.
-    train_dataset_fn: `(input_context, seed, start_step) -> tf.data.Dataset` of per-replica
-      batches, positioned at `start_step`.
-    eval_fn: optional `model -> dict of floats`, run every `config.eval_every` steps.
 
-  Returns:
-    the metrics of the last step (a dict of floats).
-  """
-  tf.io.gfile.makedirs(workdir)
-  if strategy.extended.should_checkpoint:
-    with tf.io.gfile.GFile(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-  if config.batch_size % strategy.num_replicas_in_sync:
-    raise ValueError(f"batch_size {config.batch_size} is not divisible by the "
-                     f"{strategy.num_replicas_in_sync} replicas")
+@contextlib.contextmanager
+def _named_corruption(files):
+  """Turns a DataLossError of the input pipeline into a `CorruptDataError` naming the file."""
+  try:
+    yield
+  except tf.errors.DataLossError as e:
+    pipeline.raise_corruption(pipeline.list_files(files), e)
+
+
+def _setup(config):
+  """Seeds, determinism and precision, before anything is built."""
   tf_keras.utils.set_random_seed(config.seed)
   if config.get("deterministic", False):
     tf.config.experimental.enable_op_determinism()
   if config.get("mixed_precision", False):
     tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
 
-  with strategy.scope():
-    model = builders.build_model(config)
-    optimizer, image_optimizer = _optimizers(config)
-  ckpt = _checkpoint(model, optimizer, image_optimizer)
+
+def _checkpoint_manager(ckpt, workdir, strategy):
   ckpt_dir = os.path.join(workdir, "checkpoints")
   if not strategy.extended.should_checkpoint:  # a non-chief worker writes to a private dir
     ckpt_dir = os.path.join(workdir, f"worker_{strategy.cluster_resolver.task_id}", "checkpoints")
-  manager = tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
+  return tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
+
+
+class _Progress:
+  """The progress line and the TensorBoard summaries (on the host, from returned values)."""
+
+  def __init__(self, config, workdir, strategy, optimizer, image_optimizer, start):
+    self.config, self.optimizer, self.image_optimizer = config, optimizer, image_optimizer
+    self.writer = (tf.summary.create_file_writer(os.path.join(workdir, "train"))
+                   if strategy.extended.should_checkpoint else tf.summary.create_noop_writer())
+    self.t0, self.last = time.time(), start
+
+  def log(self, step, metrics):
+    c = self.config
+    steps_per_s = (step - self.last) / max(time.time() - self.t0, 1e-9)
+    eta = (c.total_steps - step) / max(steps_per_s, 1e-9)
+    lr = float(self.optimizer.learning_rate.numpy())
+    logging.info("step %d/%d  loss %.4f  i2t %.3f  t2i %.3f  t %.2f  |g| %.3f  lr %.2e  "
+                 "%.2f steps/s  %.0f ex/s  ETA %.0fs", step, c.total_steps, metrics["loss"],
+                 metrics["i2t_acc"], metrics["t2i_acc"], metrics["temperature"],
+                 metrics["grad_norm"], lr, steps_per_s, steps_per_s * c.batch_size, eta)
+    with self.writer.as_default(step=step):
+      for k, v in metrics.items():
+        tf.summary.scalar(k, v)
+      tf.summary.scalar("learning_rate", lr)
+      if self.image_optimizer is not None:
+        tf.summary.scalar("learning_rate_image", float(self.image_optimizer.learning_rate.numpy()))
+      tf.summary.scalar("examples_per_s", steps_per_s * c.batch_size)
+    self.t0, self.last = time.time(), step
+
+  def eval_results(self, step, results):
+    logging.info("eval at step %d: %s", step, results)
+    with self.writer.as_default(step=step):
+      for name, metrics in results.items():
+        for k, v in metrics.items():
+          if isinstance(v, (int, float)):
+            tf.summary.scalar(f"eval/{name}/{k}", v)
+
+
+class _DelayedUnlock:
+  """`image.unlock_at_step=K`: an unlocked image tower stays frozen for K steps (the step is
+  re-traced once, at K)."""
+
+  def __init__(self, config, model, start):
+    self.model = model
+    self.at = int(config.image.get("unlock_at_step", 0)) if config.setting[0] != "L" else 0
+    if self.at and start < self.at:
+      self._set_frozen(True, start)
+
+  def _set_frozen(self, frozen, step):
+    self.model.image_tower.trainable = not frozen
+    logging.info("image tower %s at step %d", "frozen" if frozen else "unlocked", step)
+
+  def unlocks_at(self, step):
+    if self.at and step == self.at + 1:
+      self._set_frozen(False, step)
+      return True
+    return False
+
+
+def train(task, workdir, strategy):
+  """Trains `task` in `workdir`, resuming from its latest checkpoint.
+
+  Args:
+    task: a prepared `LiTTask` (concrete paths; pre-computed embeddings named).
+    workdir: output directory (checkpoints, config.json, TensorBoard summaries).
+    strategy: the tf.distribute strategy.
+
+  Returns:
+    the metrics of the last step (a dict of floats).
+  """
+  config = task.config
+  task.validate(strategy.num_replicas_in_sync)
+  if strategy.extended.should_checkpoint:
+    task_lib.save_config(config, workdir)
+  _setup(config)
+  with strategy.scope():
+    model = task.build_model()
+    optimizer, image_optimizer = task.build_optimizers()
+  manager = _checkpoint_manager(checkpoint(model, optimizer, image_optimizer), workdir, strategy)
   manager.restore_or_initialize()
   start = int(optimizer.iterations.numpy())
   if start:
     logging.info("resumed from %s at step %d", manager.latest_checkpoint, start)
 
-  dataset = strategy.distribute_datasets_from_function(
-      lambda ctx: train_dataset_fn(ctx, config.seed, start))
-  iterator = iter(dataset)
-  batch = next(iterator)
+  train_files = config.precompute.train if config.precompute.enabled else config.data.train
+  iterator = iter(strategy.distribute_datasets_from_function(
+      lambda ctx: task.build_inputs(ctx, start)))
+  with _named_corruption(train_files):
+    batch = next(iterator)
   strategy.run(tf.function(lambda b: model(b, training=False)["zimg"]), args=(batch,))
-
-  unlock_at = int(config.image.get("unlock_at_step", 0)) if config.setting[0] != "L" else 0
-  loss_fn = losses.get_loss(config.loss)
-  if config.get("global_batch_loss", True) is False:
-    loss_fn = lambda *a, _f=loss_fn: _f(*a, global_batch=False)
+  if image_optimizer is not None:  # slots for the whole image tower, before any freezing
+    with strategy.scope():
+      image_optimizer.build(model.image_tower.trainable_variables)
+  unlock = _DelayedUnlock(config, model, start)
 
   def make_step():
-    return step_lib.make_train_step(model, optimizer, loss_fn, strategy,
+    return step_lib.make_train_step(model, optimizer, task.build_loss(), strategy,
                                     clip_grad_norm=config.optim.get("clip_grad_norm"),
                                     jit_compile=True if config.get("jit_compile") else None,
                                     image_optimizer=image_optimizer)
 
-  def set_image_frozen(frozen):
-    model.image_tower.trainable = not frozen
-    logging.info("image tower %s at step %d", "frozen" if frozen else "unlocked", step_now)
-
-  step_now = start
-  if image_optimizer is not None:  # slots for the whole image tower, before any freezing
-    with strategy.scope():
-      image_optimizer.build(model.image_tower.trainable_variables)
-  if unlock_at and start < unlock_at:
-    set_image_frozen(True)  # delayed unlocking: locked for the first `unlock_at` steps
   train_step = make_step()
-
-  preempted = []
-  previous = signal.signal(signal.SIGTERM, lambda *_: preempted.append(True))
-  writer = tf.summary.create_file_writer(os.path.join(workdir, "train")) \
-      if strategy.extended.should_checkpoint else tf.summary.create_noop_writer()
-  metrics, t0, last_logged = {}, time.time(), start
-  try:
-    for step_now in range(start + 1, config.total_steps + 1):
-      if unlock_at and step_now == unlock_at + 1:
-        set_image_frozen(False)
-        train_step = make_step()
-      metrics = train_step(batch)
-      log = step_now % config.log_every == 0 or step_now == config.total_steps
-      save = (step_now % config.checkpoint_every == 0 or step_now == config.total_steps
-              or preempted)
-      if log or save:
-        _finite(metrics, step_now, manager)
-      if log:
-        metrics = {k: float(v) for k, v in metrics.items()}
-        dt = max(time.time() - t0, 1e-9)
-        steps_per_s = (step_now - last_logged) / dt
-        eta = (config.total_steps - step_now) / max(steps_per_s, 1e-9)
-        lr = float(optimizer.learning_rate.numpy())
-        logging.info("step %d/%d  loss %.4f  i2t %.3f  t2i %.3f  t %.2f  |g| %.3f  lr %.2e  "
-                     "%.2f steps/s  %.0f ex/s  ETA %.0fs", step_now, config.total_steps,
-                     metrics["loss"], metrics["i2t_acc"], metrics["t2i_acc"],
-                     metrics["temperature"], metrics["grad_norm"], lr, steps_per_s,
-                     steps_per_s * config.batch_size, eta)
-        with writer.as_default(step=step_now):
-          for k, v in metrics.items():
-            tf.summary.scalar(k, v)
-          tf.summary.scalar("learning_rate", lr)
-          if image_optimizer is not None:
-            tf.summary.scalar("learning_rate_image", float(image_optimizer.learning_rate.numpy()))
-          tf.summary.scalar("examples_per_s", steps_per_s * config.batch_size)
-        t0, last_logged = time.time(), step_now
-      if save:
-        manager.save(checkpoint_number=step_now)
-      if eval_fn is not None and config.get("eval_every") and (
-          step_now % config.eval_every == 0 or step_now == config.total_steps):
-        results = eval_fn(model)
-        logging.info("eval at step %d: %s", step_now, results)
-        with writer.as_default(step=step_now):
-          for k, v in results.items():
-            tf.summary.scalar(f"eval/{k}", v)
-      if preempted:
-        raise Preempted(f"SIGTERM: saved step {step_now} to {manager.latest_checkpoint}")
-      if step_now < config.total_steps:
-        batch = next(iterator)
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-    writer.flush()
+  evals = task.build_evaluators(during_training=True) if config.get("eval_every") else []
+  progress = _Progress(config, workdir, strategy, optimizer, image_optimizer, start)
+  metrics = {}
+  with _sigterm_flag() as preempted:
+    try:
+      for step in range(start + 1, config.total_steps + 1):
+        if unlock.unlocks_at(step):
+          train_step = make_step()
+        metrics = train_step(batch)
+        last = step == config.total_steps
+        log = step % config.log_every == 0 or last
+        save = step % config.checkpoint_every == 0 or last or preempted
+        if log or save:
+          _finite(metrics, step, manager)
+        if log:
+          metrics = {k: float(v) for k, v in metrics.items()}
+          progress.log(step, metrics)
+        if save:
+          manager.save(checkpoint_number=step)
+        if evals and (step % config.eval_every == 0 or last):
+          progress.eval_results(step, evaluators_lib.evaluate(evals, model))
+        if preempted:
+          raise Preempted(f"SIGTERM: saved step {step} to {manager.latest_checkpoint}")
+        if not last:
+          with _named_corruption(train_files):
+            batch = next(iterator)
+    finally:
+      progress.writer.flush()
   metrics = {k: float(v) for k, v in metrics.items()}
   if strategy.extended.should_checkpoint:
     with tf.io.gfile.GFile(os.path.join(workdir, "train_metrics.json"), "w") as f:

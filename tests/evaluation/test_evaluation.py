@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from lit_keras import assets
 from lit_keras import evaluation
+from lit_keras.evaluation import prompts
 from lit_keras.evaluation import report
 
 
@@ -87,8 +87,8 @@ def test_confusion_matrix_and_files(tmp_path):
 
 
 def test_shipped_class_names_and_templates():
-  assert len(assets.imagenet1k_classes()) == 1000
-  assert assets.imagenet1k_classes()[285] == "Egyptian cat"
-  clip = assets.clip_templates()
+  assert len(prompts.imagenet1k_classes()) == 1000
+  assert prompts.imagenet1k_classes()[285] == "Egyptian cat"
+  clip = prompts.clip_templates()
   assert len(clip) == 80 and clip[0] == "a bad photo of a {}." and all("{}" in t for t in clip)
-  assert len(assets.clip_templates_short()) == 7
+  assert len(prompts.clip_templates_short()) == 7

@@ -1,0 +1,118 @@
+"""Pre-computed image embeddings: run a locked image tower once, train from its features.
+
+LiT's main speed and memory win: with a locked image tower, the image features are the same at
+every step, so they are computed once (central crop: the cache holds one deterministic view per
+image) and training needs neither the images nor the image model. `precompute` writes the
+embedding schema (`lit_keras.data.schema`), one output shard per input shard, into
+`<cache>/embeddings/<key>/`, where the key hashes the tower's identity and preprocessing
+(`source`) and the input files, so a cache is reused across runs and never mixed up. Resumable
+(finished shards are skipped), with progress; every file goes through `tf.io.gfile`.
+"""
+import hashlib
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from lit_keras.data import pipeline
+from lit_keras.data import schema
+
+META = "meta.json"
+
+
+def _module_stamp(handle):
+  """For a local SavedModel, what changes when it is rebuilt (sizes and times of its files)."""
+  stamp = []
+  for name in ("saved_model.pb", os.path.join("variables", "variables.index")):
+    path = os.path.join(handle, name)
+    if "://" not in handle and tf.io.gfile.exists(path):
+      st = tf.io.gfile.stat(path)
+      stamp.append((name, st.length, int(st.mtime_nsec // 1_000_000_000)))
+  return stamp
+
+
+def cache_key(source, files):
+  """16 hex digits identifying (tower + preprocessing, input files)."""
+  ident = {"source": source, "module": _module_stamp(source["handle"]),
+           "files": [(os.path.basename(f), tf.io.gfile.stat(f).length
+                      if tf.io.gfile.exists(f) else None) for f in files]}
+  return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def image_source(handle, image_size, value_range=(0.0, 1.0), output_key=None, crop_fraction=1.0):
+  """What identifies a locked image tower's features: the module and its preprocessing (the
+  images are central crops of `crop_fraction` of the short side, resized to `image_size`)."""
+  return {"handle": handle, "image_size": int(image_size),
+          "value_range": [float(v) for v in value_range], "output_key": output_key or None,
+          "crop": "central", "crop_fraction": float(crop_fraction)}
+
+
+def _read_json(path):
+  with tf.io.gfile.GFile(path, "r") as f:
+    return json.load(f)
+
+
+def _write_json(path, obj):
+  """Writes through a temporary name and renames: a reader never sees half a file."""
+  with tf.io.gfile.GFile(path + ".tmp", "w") as f:
+    json.dump(obj, f, indent=2)
+  tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def cached(source, file_pattern, cache_dir):
+  """(out_dir, meta dict or None): where `precompute` writes, and what is there if finished."""
+  files = pipeline.list_files(file_pattern)
+  out_dir = os.path.join(cache_dir, "embeddings", cache_key(source, files))
+  meta = os.path.join(out_dir, META)
+  return out_dir, (_read_json(meta) if tf.io.gfile.exists(meta) else None)
+
+
+def pattern(out_dir):
+  """The glob of the embedding shards in `out_dir`."""
+  return os.path.join(out_dir, "emb-*.tfrecord")
+
+
+def precompute(embed, source, file_pattern, cache_dir, batch_size=64, log=print):
+  """Writes the embeddings of the images in `file_pattern`; returns (out_dir, dim, count).
+
+  Args:
+    embed: float images [b, s, s, 3] in [0, 1] → features [b, D] (the locked tower).
+    source: what identifies `embed` (`image_source`).
+    file_pattern: image–text TFRecords.
+    cache_dir: the cache root.
+  """
+  files = pipeline.list_files(file_pattern)
+  out_dir, meta = cached(source, files, cache_dir)
+  if meta is not None:
+    log(f"[precompute] cached: {meta['count']} embeddings (dim {meta['dim']}) in {out_dir}")
+    return out_dir, meta["dim"], meta["count"]
+  tf.io.gfile.makedirs(out_dir)
+  dim, count, t0 = None, 0, time.time()
+  for i, f in enumerate(files):
+    out = os.path.join(out_dir, f"emb-{i:05d}-of-{len(files):05d}.tfrecord")
+    done = out + ".done"
+    if tf.io.gfile.exists(done):
+      d = _read_json(done)
+      dim, count = d["dim"], count + d["count"]
+      continue
+    n = 0
+    with tf.io.TFRecordWriter(out + ".tmp") as w:
+      for b in pipeline.eval_dataset(f, batch_size, source["image_size"],
+                                     crop_fraction=source.get("crop_fraction", 1.0)):
+        vecs = embed(b["image"]).numpy()
+        dim = vecs.shape[1]
+        for v, texts, k, ex_id, label in zip(vecs, b["texts"].numpy(), b["num_texts"].numpy(),
+                                             b["id"].numpy(), b["label"].numpy()):
+          w.write(schema.embedding_example(v, list(texts[:k]), ex_id, int(label)))
+          n += 1
+    tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
+    _write_json(done, {"dim": dim, "count": n})
+    count += n
+    rate = count / max(time.time() - t0, 1e-9)
+    log(f"[precompute] shard {i + 1}/{len(files)}: {count} images, {rate:.1f} images/s")
+  _write_json(os.path.join(out_dir, META),
+              {"source": source, "inputs": files, "dim": dim, "count": count})
+  log(f"[precompute] done: {count} embeddings (dim {dim}) in {out_dir} "
+      f"({time.time() - t0:.0f}s)")
+  return out_dir, dim, count

@@ -1,0 +1,204 @@
+"""Write image–caption manifests or class-per-folder trees as sharded TFRecords.
+
+The `lit-keras-convert` program is the command line of this module. Manifests: CSV, TSV or JSON lines (by extension). Caption columns may hold one caption or, in
+JSONL, a list; `--caption_separator` splits a CSV cell into several. Every readable image gets one
+example with all its captions (schema in `lit_keras.data.schema`). Images are checked by decoding
+them (Pillow); JPEG/PNG/GIF/BMP bytes are kept as they are, other formats (WebP, TIFF, …) are
+re-encoded as PNG. Rows are assigned to shards by a hash of their id (deterministic), shards are
+written in parallel to temporary files and renamed when complete (nothing partial is ever left
+under a final name), finished shards are skipped on a re-run (resumable), and a report counts
+written and rejected rows with reasons.
+"""
+import collections
+import csv
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import sys
+
+from PIL import Image
+import tensorflow as tf
+from tqdm import tqdm
+
+from lit_keras.data import schema
+
+KEEP_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_manifest(path, image_column, caption_columns, label_column=None, id_column=None,
+                  image_root=None, caption_separator=None):
+  """Returns (rows, rejected). rows: dicts with image_path, texts, label, id."""
+  ext = os.path.splitext(path)[1].lower()
+  with tf.io.gfile.GFile(path, "r") as f:
+    if ext == ".jsonl":
+      records = []
+      for n, line in enumerate(f, 1):
+        if line.strip():
+          try:
+            records.append((n, json.loads(line)))
+          except json.JSONDecodeError as e:
+            records.append((n, e))
+    elif ext in (".csv", ".tsv"):
+      reader = csv.DictReader(io.StringIO(f.read(), newline=""),
+                              delimiter="\t" if ext == ".tsv" else ",")
+      records = list(enumerate(reader, 2))
+    else:
+      raise ValueError(f"unsupported manifest {path}: expected .csv, .tsv or .jsonl")
+  rows, rejected = [], []
+  root = image_root or os.path.dirname(path if "://" in path else os.path.abspath(path))
+  for n, rec in records:
+    where = f"{os.path.basename(path)}:{n}"
+    if isinstance(rec, Exception):
+      rejected.append((where, f"unreadable row: {rec}"))
+      continue
+    if not rec.get(image_column):
+      rejected.append((where, f"no {image_column!r} value"))
+      continue
+    texts = []
+    for col in caption_columns:
+      value = rec.get(col)
+      values = value if isinstance(value, list) else [value]
+      for v in values:
+        if v is None:
+          continue
+        parts = str(v).split(caption_separator) if caption_separator else [str(v)]
+        texts.extend(p.strip() for p in parts if p.strip())
+    label = rec.get(label_column) if label_column else None
+    try:
+      label = None if label in (None, "") else int(label)
+    except ValueError:
+      rejected.append((where, f"label {label!r} is not an integer"))
+      continue
+    image_path = os.path.join(root, rec[image_column])
+    rows.append({"image_path": image_path, "texts": texts, "label": label,
+                 "id": str(rec[id_column]) if id_column and rec.get(id_column) else
+                 rec[image_column], "where": where})
+  return rows, rejected
+
+
+def read_folders(root):
+  """Class-per-folder: label = index of the sorted class folder, caption = its name."""
+  classes = sorted(d.rstrip("/") for d in tf.io.gfile.listdir(root)
+                   if tf.io.gfile.isdir(os.path.join(root, d)))
+  if not classes:
+    raise ValueError(f"{root} has no class folders")
+  rows = []
+  for label, name in enumerate(classes):
+    for fname in sorted(tf.io.gfile.listdir(os.path.join(root, name))):
+      if fname.lower().endswith(IMAGE_EXTENSIONS):
+        rel = os.path.join(name, fname)
+        rows.append({"image_path": os.path.join(root, rel),
+                     "texts": [name.replace("_", " ").replace("-", " ")],
+                     "label": label, "id": rel, "where": rel})
+  return rows, classes
+
+
+def load_image_bytes(path):
+  """(bytes, None) for a readable image, else (None, reason)."""
+  if not tf.io.gfile.exists(path):
+    return None, "missing file"
+  with tf.io.gfile.GFile(path, "rb") as f:
+    data = f.read()
+  if not data:
+    return None, "empty file"
+  try:
+    with Image.open(io.BytesIO(data)) as im:
+      im.load()
+      if im.width < 1 or im.height < 1:
+        return None, "image has no pixels"
+      if im.format in KEEP_FORMATS:
+        return data, None
+      out = io.BytesIO()
+      im.convert("RGBA" if "A" in im.getbands() else "RGB").save(out, format="PNG")
+      return out.getvalue(), None
+  except Exception as e:  # pylint: disable=broad-except
+    return None, f"unreadable image ({type(e).__name__}: {str(e)[:80]})"
+
+
+def shard_of(example_id, num_shards):
+  return int(hashlib.sha1(example_id.encode("utf-8")).hexdigest(), 16) % num_shards
+
+
+def shard_path(output_dir, prefix, index, num_shards):
+  return os.path.join(output_dir, f"{prefix}-{index:05d}-of-{num_shards:05d}.tfrecord")
+
+
+def _write_shard(job):
+  """Writes one shard atomically; returns its report. Runs in a worker process."""
+  path, rows = job
+  # Hidden marker, so that globs such as "train-*" match shards only.
+  done_marker = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.done.json")
+  if tf.io.gfile.exists(path) and tf.io.gfile.exists(done_marker):
+    with tf.io.gfile.GFile(done_marker, "r") as f:
+      return dict(json.load(f), skipped=True)
+  written, rejected = 0, []
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with tf.io.TFRecordWriter(tmp) as writer:
+    for row in rows:
+      if not row["texts"]:
+        rejected.append((row["where"], "no caption"))
+        continue
+      data, reason = load_image_bytes(row["image_path"])
+      if reason:
+        rejected.append((row["where"], reason))
+        continue
+      writer.write(schema.image_example(data, row["texts"], row["id"], row["label"]))
+      written += 1
+  tf.io.gfile.rename(tmp, path, overwrite=True)
+  report = {"shard": os.path.basename(path), "rows": len(rows), "written": written,
+            "rejected": rejected}
+  with tf.io.gfile.GFile(done_marker + ".tmp", "w") as f:
+    json.dump(report, f)
+  tf.io.gfile.rename(done_marker + ".tmp", done_marker, overwrite=True)
+  return dict(report, skipped=False)
+
+
+def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(), quiet=False):
+  """Writes `rows` into `num_shards` shards; returns the report dict (also saved as JSON)."""
+  tf.io.gfile.makedirs(output_dir)
+  rejected = list(pre_rejected)
+  seen, unique = set(), []
+  for row in rows:
+    if row["id"] in seen:
+      rejected.append((row["where"], f"duplicate id {row['id']!r}"))
+      continue
+    seen.add(row["id"])
+    unique.append(row)
+  shards = collections.defaultdict(list)
+  for row in unique:
+    shards[shard_of(row["id"], num_shards)].append(row)
+  jobs = [(shard_path(output_dir, prefix, i, num_shards), shards.get(i, []))
+          for i in range(num_shards)]
+  workers = workers or min(len(jobs), os.cpu_count() or 1)
+  main = sys.modules.get("__main__")
+  if workers > 1 and not getattr(main, "__file__", None):
+    workers = 1  # spawned workers re-import __main__, impossible from stdin or a REPL
+  written, skipped = 0, 0
+  with tqdm(total=len(unique), unit="img", desc=f"{prefix}: converting", disable=quiet,
+            file=sys.stderr) as bar:
+    if workers > 1:
+      ctx = multiprocessing.get_context("spawn")  # TF is not fork-safe
+      with ctx.Pool(workers) as pool:
+        results = []
+        for rep in pool.imap_unordered(_write_shard, jobs):
+          results.append(rep)
+          bar.update(rep["rows"])
+    else:
+      results = []
+      for job in jobs:
+        results.append(_write_shard(job))
+        bar.update(results[-1]["rows"])
+  for rep in results:
+    written += rep["written"]
+    skipped += rep["skipped"]
+    rejected.extend(tuple(r) for r in rep["rejected"])
+  reasons = collections.Counter(r[1].split(" (")[0] for r in rejected)
+  report = {"output_dir": output_dir, "prefix": prefix, "num_shards": num_shards,
+            "written": written, "rejected": len(rejected), "rejected_by_reason": dict(reasons),
+            "rejected_rows": [list(r) for r in rejected], "shards_skipped_as_done": skipped}
+  with tf.io.gfile.GFile(os.path.join(output_dir, f"{prefix}.report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  return report

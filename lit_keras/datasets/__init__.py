@@ -1,1 +1,0 @@
-"""Builders of offline, real datasets (no network)."""

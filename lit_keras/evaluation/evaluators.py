@@ -1,0 +1,195 @@
+"""Evaluators declared by name and type, as big_vision declares them in a config.
+
+    evals = {
+        "heldout_retrieval": {"type": "retrieval", "data": "gs://b/val-*.tfrecord"},
+        "heldout_zero_shot": {"type": "zero_shot", "data": "gs://b/val-*.tfrecord",
+                              "classes": "imagenet1k", "templates": "clip"},
+    }
+    evaluators = evaluators.build(evals, image_size=224)
+    results = evaluators.evaluate(evaluators, model, out_dir="eval/")   # {name: {metric: value}}
+
+The same evaluators run during training (`LiTTask.build_evaluators`, every `eval_every` steps)
+and in `evaluate.py`: one code path. Each set is embedded once per round, however many evaluators
+read it. Types (register more with `@register("name")`):
+
+- `retrieval`: image↔text Recall@1/5/10 with every caption counted (`recall_at_k`); artifact: an
+  HTML gallery of queries and their top matches.
+- `zero_shot`: classification against prompt-ensembled class embeddings: top-1, top-5, mean
+  per-class accuracy and the majority-class baseline; artifact: a confusion-matrix PNG.
+
+A spec's keys: `type`, `data` (a TFRecord glob; an empty `data` disables the evaluator),
+`data_dir` (where relative class files and registered class lists are read), `classes` and
+`templates` (`zero_shot`; specs of `lit_keras.evaluation.prompts`), `precomputed` and
+`embedding_dim` (read pre-computed image features instead of images), `batch_size`. Other keys
+(e.g. `dataset`, `split`, `during_training`, read by programs) are ignored here.
+"""
+import os
+
+import numpy as np
+
+from lit_keras.evaluation import prompts
+from lit_keras.evaluation import report
+from lit_keras.evaluation import retrieval
+from lit_keras.evaluation import zero_shot
+from lit_keras.evaluation.embed import embed_eval_set
+
+_TYPES = {}
+
+
+def register(name):
+  """Class decorator: makes an `Evaluator` subclass buildable as `type=name`."""
+
+  def decorator(cls):
+    _TYPES[name] = cls
+    cls.type_name = name
+    return cls
+
+  return decorator
+
+
+def types():
+  return sorted(_TYPES)
+
+
+class Evaluator:
+  """One metric family over one image–text set.
+
+  Args:
+    name: the evaluator's name (metrics are reported under it).
+    data: TFRecord glob of the set.
+    image_size: the model's input resolution (central crop, resize).
+    crop_fraction: central crop fraction.
+    embedding_dim: with `data` holding pre-computed features of this size.
+    batch_size: embedding batch size.
+    data_dir: directory of the set (for relative class files, registered class lists).
+  """
+
+  type_name = None
+  spec_keys = ()  # the spec keys a subclass takes as constructor arguments
+
+  def __init__(self, name, data, image_size, *, crop_fraction=1.0, embedding_dim=None,
+               batch_size=256, data_dir=None):
+    self.name = name
+    self.data = data
+    self.image_size = int(image_size)
+    self.crop_fraction = float(crop_fraction)
+    self.embedding_dim = int(embedding_dim) if embedding_dim else None
+    self.batch_size = int(batch_size)
+    self.data_dir = data_dir or None
+
+  @property
+  def source_key(self):
+    """Evaluators with equal keys share one embedding pass."""
+    return (self.data, self.embedding_dim, self.image_size, self.crop_fraction)
+
+  def run(self, embedded, model, out_dir=None):
+    """{metric: value} from `embed_eval_set`'s output; with `out_dir`, also writes the
+    evaluator's human-readable files there and lists them under "files"."""
+    raise NotImplementedError
+
+  def _slug(self):
+    return "".join(c if c.isalnum() else "_" for c in self.name.lower()).strip("_")
+
+
+@register("retrieval")
+class Retrieval(Evaluator):
+  """Image↔text retrieval, every caption counted (the COCO protocol)."""
+
+  ks = (1, 5, 10)
+
+  def run(self, embedded, model, out_dir=None):
+    img, owner = embedded["image_emb"], embedded["owner"]
+    out = retrieval.recall_at_k(img, embedded["text_emb"], owner, ks=self.ks)
+    out.update(images=len(img), captions=len(embedded["text_emb"]))
+    if out_dir and len(embedded["thumbs"]):
+      # A gallery: the first caption of 8 evenly spaced images as text queries, and those images.
+      first = np.searchsorted(owner, np.arange(len(img)))  # owner is sorted: first caption index
+      picks = np.linspace(0, len(img) - 1, 8).astype(int)
+      path = os.path.join(out_dir, f"gallery_{self._slug()}.html")
+      report.retrieval_gallery(path, f"{self.name}: retrieval", embedded["texts"],
+                               embedded["thumbs"], img, embedded["text_emb"],
+                               [embedded["texts"][j] for j in first],
+                               [(int(first[i]), int(i)) for i in picks])
+      out["files"] = {"gallery_html": path}
+    return out
+
+
+@register("zero_shot")
+class ZeroShot(Evaluator):
+  """Zero-shot classification with a prompt ensemble (CLIP's: mean of normalised embeddings).
+
+  Args (besides `Evaluator`'s):
+    classes: class list spec (`prompts.class_names`); labels index into it.
+    templates: template spec (`prompts.templates`), default `["{}"]`.
+  """
+
+  spec_keys = ("classes", "templates")
+
+  def __init__(self, name, data, image_size, *, classes=None, templates="plain", **kwargs):
+    super().__init__(name, data, image_size, **kwargs)
+    if not classes:
+      raise ValueError(f"zero-shot evaluator {name!r} needs `classes`")
+    self.classes = prompts.class_names(classes, self.data_dir)
+    self.templates = prompts.templates(templates or "plain", self.data_dir)
+
+  def run(self, embedded, model, out_dir=None):
+    labels = embedded["labels"]
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
+      raise ValueError(f"{self.name}: labels must index the {len(self.classes)} classes; found "
+                       f"labels in [{labels.min()}, {labels.max()}] in {self.data}")
+    cls = zero_shot.class_embeddings(model, self.classes, self.templates)
+    out, preds = zero_shot.zero_shot_accuracy(model, None, labels, cls,
+                                              image_emb=embedded["image_emb"])
+    cm = report.confusion_matrix(labels, preds, len(self.classes))
+    out.update(mean_per_class=float(np.nanmean(report.per_class_accuracy(cm))),
+               majority_baseline=float(np.bincount(labels).max() / len(labels)),
+               images=len(labels), classes=len(self.classes), templates=len(self.templates))
+    if out_dir:
+      path = os.path.join(out_dir, f"confusion_{self._slug()}.png")
+      names = [c if isinstance(c, str) else c[0] for c in self.classes]
+      report.plot_confusion(cm, names, path, f"{self.name}: zero-shot")
+      out["files"] = {"confusion_png": path}
+    return out
+
+
+def build(specs, image_size, crop_fraction=1.0):
+  """Evaluators from `{name: spec}` (a dict or ConfigDict); specs with an empty `data` are
+  skipped. Raises ValueError on an unknown type."""
+  out = []
+  for name, spec in dict(specs).items():
+    spec = dict(spec)
+    kind = spec.get("type")
+    if kind not in _TYPES:
+      raise ValueError(f"evaluator {name!r}: unknown type {kind!r}; expected one of {types()}")
+    data = spec.get("precomputed") or spec.get("data")
+    if not data:
+      continue
+    cls = _TYPES[kind]
+    kwargs = dict(crop_fraction=crop_fraction, batch_size=spec.get("batch_size") or 256,
+                  data_dir=spec.get("data_dir") or None,
+                  embedding_dim=spec.get("embedding_dim") if spec.get("precomputed") else None)
+    kwargs.update({k: spec[k] for k in cls.spec_keys if spec.get(k)})
+    out.append(cls(name, data, image_size, **kwargs))
+  return out
+
+
+def evaluate(evaluators, model, out_dir=None, progress=False, log=None):
+  """Runs `evaluators` on `model`; each set is embedded once. With `out_dir`, also writes each
+  evaluator's artifacts there (their paths are returned under "files").
+
+  Returns:
+    {evaluator name: {metric: value, ..., "data": glob[, "files": {kind: path}]}}.
+  """
+  cache, results = {}, {}
+  for ev in evaluators:
+    if ev.source_key not in cache:
+      if log:
+        log(f"embedding {ev.data}")
+      cache[ev.source_key] = embed_eval_set(
+          model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
+          embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,
+          progress=progress)
+    metrics = ev.run(cache[ev.source_key], model, out_dir)
+    metrics["data"] = ev.data
+    results[ev.name] = metrics
+  return results

@@ -1,0 +1,276 @@
+"""The task: what a LiT run's config means, turned into objects (model, optimizers, inputs, loss,
+evaluators). With the trainer, the only library code that reads a config; layers, towers and
+models take explicit arguments.
+
+    task = LiTTask(config).prepare()          # validates; pre-computes locked image embeddings
+    model = task.build_model()
+    dataset = task.build_inputs(input_context, start_step=0)
+
+The config schema with its defaults is `configs/common.py`. `prepare` expects concrete paths and
+handles (programs resolve dataset names and symbolic handles before, see `lit_keras_app`).
+"""
+import json
+import os
+
+from absl import logging
+import ml_collections
+import tensorflow as tf
+import tf_keras
+
+from lit_keras import cache
+from lit_keras import losses
+from lit_keras import towers
+from lit_keras.data import embeddings
+from lit_keras.data import pipeline
+from lit_keras.evaluation import evaluators
+from lit_keras.layers.logit_scale import NO_DECAY_VARIABLE_NAMES
+from lit_keras.models import LiTModel
+from lit_keras.training import schedules
+
+OPTIMIZERS = ("adamw", "adafactor")
+CONFIG_FILE = "config.json"
+
+
+def load_config(workdir):
+  """The resolved config a run wrote into its workdir."""
+  with tf.io.gfile.GFile(os.path.join(workdir, CONFIG_FILE), "r") as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def save_config(config, workdir):
+  tf.io.gfile.makedirs(workdir)
+  with tf.io.gfile.GFile(os.path.join(workdir, CONFIG_FILE), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+class LiTTask:
+  """A LiT run's config → its model, optimizers, input pipeline, loss and evaluators.
+
+  Args:
+    config: an ml_collections config of the `configs/common.py` schema, with concrete paths.
+  """
+
+  def __init__(self, config):
+    self.config = config
+    self._tokenize = None
+
+  # --- Validation and preparation ------------------------------------------------------------
+  @property
+  def states(self):
+    return towers.parse_setting(self.config.setting)
+
+  def validate(self, num_replicas=1):
+    """Raises ValueError (or FileNotFoundError) naming the first bad field."""
+    c = self.config
+    img_state, txt_state = self.states
+    losses.get_loss(c.loss)
+    if c.batch_size <= 0 or c.total_steps <= 0:
+      raise ValueError("config.batch_size and config.total_steps must be positive")
+    if c.batch_size % num_replicas:
+      raise ValueError(f"config.batch_size={c.batch_size} is not divisible by the "
+                       f"{num_replicas} replicas")
+    if c.optim.name not in OPTIMIZERS:
+      raise ValueError(f"config.optim.name={c.optim.name!r}: expected one of {OPTIMIZERS}")
+    _check_path(c.image.handle, "config.image.handle", img_state != towers.SCRATCH)
+    if txt_state == towers.SCRATCH:
+      _check_path(c.text.get("sentencepiece_model") or c.text.vocab, "config.text.vocab", True)
+    else:
+      _check_path(c.text.preprocess, "config.text.preprocess", True)
+      _check_path(c.text.encoder, "config.text.encoder", True)
+    if c.precompute.enabled and img_state != towers.LOCKED:
+      raise ValueError("config.precompute.enabled needs a locked image tower (setting 'L?')")
+    if not c.data.train:
+      raise ValueError("config.data.train is empty")
+    pipeline.list_files(c.data.train)  # raises naming the pattern if nothing matches
+    evaluators.build(self.eval_specs(), c.image.image_size)  # unknown types, classes, files
+    return self
+
+  def prepare(self, log=logging.info):
+    """Validates, then (with `precompute.enabled`) runs the locked image tower once over the
+    training set and the sets evaluated during training. Returns `self`, whose config now names
+    the pre-computed embeddings (`precompute.dim`, `precompute.train`, `evals.*.precomputed`)."""
+    self.validate()
+    c = self.config
+    if not c.precompute.enabled:
+      return self
+    c = self.config = c.copy_and_resolve_references()
+    embed, source = None, self.image_source()
+    cache_dir = cache.root(c.get("cache_dir"))
+
+    def run(file_pattern):
+      nonlocal embed
+      _, meta = embeddings.cached(source, file_pattern, cache_dir)
+      if meta is None and embed is None:
+        embed = self.locked_image_embedder()
+      out_dir, dim, _ = embeddings.precompute(embed, source, file_pattern, cache_dir, log=log)
+      return embeddings.pattern(out_dir), dim
+
+    with c.unlocked():
+      c.precompute.train, c.precompute.dim = run(c.data.train)
+      for spec in c.evals.values():
+        if spec.get("during_training", True) and spec.get("data"):
+          spec.precomputed, _ = run(spec.data)
+    return self
+
+  # --- Towers and model ----------------------------------------------------------------------
+  def image_source(self):
+    """What identifies a locked image tower's features (`embeddings.image_source`)."""
+    c = self.config
+    return embeddings.image_source(c.image.handle, c.image.image_size, c.image.value_range,
+                                   c.image.get("output_key"), c.data.get("crop_fraction", 1.0))
+
+  def build_image_tower(self, state=None):
+    c = self.config.image
+    state = state or self.states[0]
+    if state == towers.SCRATCH:
+      return towers.ViTImageTower(image_size=c.image_size, name="image_tower", **c.vit)
+    return towers.HubImageTower(c.handle, state=state, image_size=c.image_size,
+                                value_range=tuple(c.value_range),
+                                output_key=c.get("output_key") or None, name="image_tower")
+
+  def locked_image_embedder(self):
+    return locked_image_embedder(self.image_source())
+
+  def build_tokenizer(self):
+    """The from-scratch text tower's tokenizer (SentencePiece if a model is given)."""
+    c = self.config.text
+    if c.get("sentencepiece_model"):
+      return towers.SentencePieceTokenizer(c.sentencepiece_model, seq_length=c.seq_length)
+    return towers.WordPieceTokenizer(c.vocab, seq_length=c.seq_length,
+                                     lower_case=c.get("lower_case", True))
+
+  def build_text_tower(self, state=None):
+    c = self.config.text
+    state = state or self.states[1]
+    if state == towers.SCRATCH:
+      return towers.BertTextTower(self.build_tokenizer(), pooling=c.get("scratch_pooling", "cls"),
+                                  name="text_tower", **c.bert)
+    return towers.HubBertTextTower(c.preprocess, c.encoder, state=state, pooling=c.pooling,
+                                   seq_length=c.seq_length, name="text_tower")
+
+  def build_model(self, precomputed=None):
+    """A `LiTModel` for `config.setting`.
+
+    With pre-computed image embeddings (`precompute.enabled`, or `precomputed=True`) the image
+    tower is a `PrecomputedImageTower` and no image model is loaded; `precomputed=False`
+    re-assembles the same model with the real locked tower (for evaluation and export: the
+    checkpoint holds no locked-tower weights, so it restores into either).
+    """
+    c = self.config
+    if precomputed is None:
+      precomputed = bool(c.precompute.enabled)
+    if precomputed:
+      if self.states[0] != towers.LOCKED:
+        raise ValueError(f"pre-computed image embeddings need a locked image tower, not "
+                         f"setting {c.setting!r}")
+      image_tower = towers.PrecomputedImageTower(c.precompute.dim, source=self.image_source(),
+                                                 name="image_tower")
+    else:
+      image_tower = self.build_image_tower()
+    return LiTModel(image_tower, self.build_text_tower(), embed_dim=c.model.embed_dim,
+                    head_hidden_dims=tuple(c.model.get("head_hidden_dims", ())),
+                    use_bias=c.loss == "sigmoid", name="lit_model")
+
+  # --- Optimization --------------------------------------------------------------------------
+  def build_optimizer(self, lr_scale=1.0):
+    """AdamW (paper: lr 1e-3, wd 1e-4; decoupled decay, none on the temperature and bias) or
+    Adafactor (no weight decay), on `schedules.warmup_decay`."""
+    c = self.config.optim
+    schedule = schedules.warmup_decay(c.lr * lr_scale, self.config.total_steps, c.warmup_steps,
+                                      c.get("decay", "cosine"))
+    if c.name == "adamw":
+      opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=c.weight_decay,
+                                      beta_1=c.get("b1", 0.9), beta_2=c.get("b2", 0.999))
+      opt.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLE_NAMES))
+    elif c.name == "adafactor":
+      opt = tf_keras.optimizers.Adafactor(learning_rate=schedule)
+    else:
+      raise ValueError(f"Unknown optimizer {c.name!r}: expected one of {OPTIMIZERS}")
+    return opt
+
+  def build_optimizers(self):
+    """(optimizer, image_optimizer or None): an unlocked image tower gets its own optimizer when
+    it has a learning-rate multiplier or a delayed unlock."""
+    img = self.config.image
+    image_optimizer = None
+    if self.states[0] != towers.LOCKED and (img.get("lr_mult", 1.0) != 1.0
+                                            or img.get("unlock_at_step", 0)):
+      image_optimizer = self.build_optimizer(lr_scale=img.get("lr_mult", 1.0))
+    return self.build_optimizer(), image_optimizer
+
+  def build_loss(self):
+    """`(zimg, ztxt, logit_scale, logit_bias) -> (loss, metrics)` over the global batch (or,
+    with `global_batch_loss=False`, each replica's own batch)."""
+    loss_fn = losses.get_loss(self.config.loss)
+    if self.config.get("global_batch_loss", True) is False:
+      return lambda *a: loss_fn(*a, global_batch=False)
+    return loss_fn
+
+  # --- Inputs and evaluation -----------------------------------------------------------------
+  def tokenize_fn(self):
+    """strings → BERT inputs, for the input pipeline (a hub text tower brings its own)."""
+    if self._tokenize is None:
+      # Built on first use, i.e. after the trainer has seeded TF: `tf.random.set_seed` drops
+      # kernel-held resources such as a SentencePiece model created before it.
+      if self.states[1] == towers.SCRATCH:
+        fn = self.build_tokenizer()
+      else:
+        fn = self.build_text_tower().tokenize
+      fn(tf.constant(["warm up"]))  # create its resources eagerly, not inside the map's trace
+      self._tokenize = fn
+    return self._tokenize
+
+  def build_inputs(self, input_context=None, start_step=0):
+    """The per-replica training dataset for `distribute_datasets_from_function`, positioned at
+    `start_step`."""
+    c = self.config
+    ctx = input_context or tf.distribute.InputContext()
+    pre = c.precompute.enabled
+    per_replica = ctx.get_per_replica_batch_size(c.batch_size)
+    return pipeline.train_dataset(
+        c.precompute.train if pre else c.data.train, per_replica, c.image.image_size,
+        self.tokenize_fn(), input_context=ctx, seed=c.seed,
+        embedding_dim=c.precompute.dim if pre else None,
+        skip_corrupt=c.data.get("skip_corrupt", False),
+        shuffle_buffer=c.data.get("shuffle_buffer", 10_000),
+        augment=c.data.get("augment", True), crop_fraction=c.data.get("crop_fraction", 1.0),
+        skip_examples=start_step * per_replica)
+
+  def eval_specs(self, during_training=False):
+    """The config's evaluator specs ({name: dict}); with `during_training`, only those that run
+    during training, reading pre-computed features when the run trains from them."""
+    out = {}
+    for name, spec in self.config.get("evals", {}).items():
+      spec = dict(spec)
+      if during_training and not spec.get("during_training", True):
+        continue
+      if not (during_training and self.config.precompute.enabled):
+        spec["precomputed"] = ""
+      spec["embedding_dim"] = self.config.precompute.dim
+      out[name] = spec
+    return out
+
+  def build_evaluators(self, during_training=False):
+    return evaluators.build(self.eval_specs(during_training), self.config.image.image_size,
+                            self.config.data.get("crop_fraction", 1.0))
+
+
+def locked_image_embedder(source):
+  """The locked image tower of `source` (`embeddings.image_source`) as one traced function:
+  float images [b, s, s, 3] in [0, 1] → features [b, D] (what `embeddings.precompute` runs)."""
+  tower = towers.HubImageTower(source["handle"], state=towers.LOCKED,
+                               image_size=source["image_size"],
+                               value_range=tuple(source["value_range"]),
+                               output_key=source.get("output_key"))
+  size = source["image_size"]
+  return tf.function(lambda x: tower(x, training=False),
+                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+
+
+def _check_path(value, field, needed):
+  if not needed:
+    return
+  if not value:
+    raise ValueError(f"{field} is empty but the setting needs it")
+  if "://" not in value and not tf.io.gfile.exists(value):
+    raise ValueError(f"{field}={value!r} does not exist")

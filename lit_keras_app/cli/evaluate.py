@@ -1,0 +1,130 @@
+"""Evaluates a LiT model: zero-shot classification and image↔text retrieval (the body of
+evaluate.py).
+
+  python evaluate.py --workdir=workdirs/demo                      # the config's evaluators
+  python evaluate.py --workdir=W --data="val-*.tfrecord" --classes=imagenet1k --templates=clip
+  python evaluate.py --saved_model=exports/demo --image_size=224 --data=... --classes=FILE
+
+With --workdir, the evaluators are those the run's config declares (`config.evals`), the same
+that ran during training. With --data, one set of your own: retrieval, and zero-shot if --classes
+is given. Writes to --output_dir (default: the workdir, or ./eval): eval_metrics.json, a
+confusion-matrix PNG per zero-shot evaluator and a retrieval gallery (HTML) per retrieval
+evaluator, and prints the results.
+"""
+import json
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the ops of an exported text tokenizer)
+
+from lit_keras.evaluation import evaluators
+from lit_keras.evaluation import prompts
+from lit_keras.training import task as task_lib
+from lit_keras.training import trainer
+from lit_keras_app import datasets  # noqa: F401  (registers the datasets' class lists, templates)
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir (latest checkpoint).")
+_SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or: an exported serving SavedModel.")
+_DATA = flags.DEFINE_string("data", None, "TFRecords of one set to evaluate instead.")
+_CLASSES = flags.DEFINE_string(
+    "classes", None, "With --data: class list for zero-shot (imagenet1k, a registered dataset "
+    "such as emoji or digits, or a file, one class per line).")
+_TEMPLATES = flags.DEFINE_string(
+    "templates", None, "Prompt templates for zero-shot (clip, clip-short, plain, a registered "
+    "dataset's, or a file); default: the evaluators' own (with --data: the classes' if "
+    "registered, else plain).")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input size (with --saved_model).")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results go.")
+_BATCH = flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
+
+
+class SavedModelEncoder:
+  """Gives an exported serving SavedModel the `encode_image` / `encode_text` interface."""
+
+  def __init__(self, path):
+    self._m = tf.saved_model.load(path)
+
+  def encode_image(self, images, training=False):
+    del training
+    images = tf.convert_to_tensor(images, tf.float32)
+    return self._m.signatures["embed_image_float"](images=images)["embeddings"]
+
+  def encode_text(self, texts, training=False):
+    del training
+    return self._m.signatures["embed_text"](texts=tf.convert_to_tensor(texts))["embeddings"]
+
+
+def _ad_hoc_specs(data, classes, templates):
+  """One set of your own: retrieval, plus zero-shot with `classes`."""
+  specs = {"retrieval": {"type": "retrieval", "data": data}}
+  if classes:
+    if not templates:
+      templates = classes if classes in prompts.template_names() else "plain"
+    specs["zero_shot"] = {"type": "zero_shot", "data": data, "classes": classes,
+                          "templates": templates}
+  return specs
+
+
+def _with_templates(specs, templates):
+  return {name: dict(spec, templates=templates) if spec["type"] == "zero_shot" else spec
+          for name, spec in specs.items()}
+
+
+def format_results(results):
+  """The printed table: one line per evaluator, its headline metrics."""
+  lines = [f"{'evaluator':<24}{'images':>7}  metrics"]
+  for name, r in results.items():
+    if "i2t_r@1" in r:
+      text = (f"i2t R@1 {r['i2t_r@1']:.3f}  t2i R@1 {r['t2i_r@1']:.3f}  "
+              f"i2t R@5 {r['i2t_r@5']:.3f}  t2i R@5 {r['t2i_r@5']:.3f}  "
+              f"({r['captions']} captions)")
+    elif "top1" in r:
+      text = (f"zero-shot top-1 {r['top1']:.3f}  top-5 {r['top5']:.3f}  per-class "
+              f"{r['mean_per_class']:.3f}  majority class {r['majority_baseline']:.3f}  "
+              f"({r['classes']} classes × {r['templates']} templates)")
+    else:
+      text = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if isinstance(v, float))
+    lines.append(f"{name:<24}{r.get('images', 0):>7}  {text}")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
+    raise app.UsageError("give exactly one of --workdir and --saved_model")
+  if _WORKDIR.value:
+    config = task_lib.load_config(_WORKDIR.value)
+    model, step, _ = trainer.restore_model(config, _WORKDIR.value)
+    source, image_size = _WORKDIR.value, config.image.image_size
+    crop_fraction = config.data.get("crop_fraction", 1.0)
+    specs = task_lib.LiTTask(config).eval_specs()
+    out_dir = _OUTPUT_DIR.value or _WORKDIR.value
+  else:
+    if not (_DATA.value and _IMAGE_SIZE.value):
+      raise app.UsageError("--saved_model needs --data and --image_size")
+    model, step, source = SavedModelEncoder(_SAVED_MODEL.value), None, _SAVED_MODEL.value
+    image_size, crop_fraction, specs = _IMAGE_SIZE.value, 1.0, {}
+    out_dir = _OUTPUT_DIR.value or "eval"
+  if _DATA.value:
+    specs = _ad_hoc_specs(_DATA.value, _CLASSES.value, _TEMPLATES.value)
+  elif _TEMPLATES.value:
+    specs = _with_templates(specs, _TEMPLATES.value)
+  for spec in specs.values():
+    spec["batch_size"] = _BATCH.value
+  tf.io.gfile.makedirs(out_dir)
+  evals = evaluators.build(specs, image_size, crop_fraction)
+  if not evals:
+    raise app.UsageError("nothing to evaluate: the config declares no evaluator with data; "
+                         "pass --data")
+  results = evaluators.evaluate(evals, model, out_dir=out_dir, progress=True, log=logging.info)
+  with tf.io.gfile.GFile(os.path.join(out_dir, "eval_metrics.json"), "w") as f:
+    json.dump({"model": source, "step": step, "evals": results}, f, indent=2,
+              default=lambda x: x.item() if isinstance(x, np.generic) else str(x))
+  print(f"\nResults ({source}{'' if step is None else f', step {step}'}):")
+  print(format_results(results))
+  print(f"metrics, confusion matrices and galleries in {out_dir}")

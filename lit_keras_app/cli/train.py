@@ -1,0 +1,40 @@
+"""Trains a LiT model (the body of train.py).
+
+  python train.py --config=configs/demo.py --workdir=workdirs/demo [--config.total_steps=500]
+  python train.py --config=configs/NAME.py --workdir=gs://bucket/run --strategy=tpu --tpu=local
+
+Resolves the config's dataset and handles (building them into the cache on first use), runs the
+pre-computation of locked image embeddings if asked for, and trains, resuming from the latest
+checkpoint in --workdir; writes the resolved config there. Exit code 42
+(`trainer.PREEMPTED_EXIT_CODE`) after a SIGTERM: the step finished and a checkpoint was saved.
+"""
+import sys
+
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from lit_keras.training import strategy as strategy_lib
+from lit_keras.training import task as task_lib
+from lit_keras.training import trainer
+from lit_keras_app import resolve
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/NAME.py[:arg]).",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, summaries and config go.")
+_STRATEGY = flags.DEFINE_enum("strategy", "auto", strategy_lib.STRATEGIES,
+                              "tf.distribute strategy.")
+_TPU = flags.DEFINE_string("tpu", None, "TPU name/address ('local' on a Cloud TPU VM).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.INFO)
+  strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value)
+  task = task_lib.LiTTask(resolve.resolve(_CONFIG.value)).prepare()
+  try:
+    trainer.train(task, _WORKDIR.value, strategy)
+  except trainer.Preempted as e:
+    logging.warning("%s", e)
+    sys.exit(trainer.PREEMPTED_EXIT_CODE)

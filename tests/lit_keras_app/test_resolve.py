@@ -1,0 +1,74 @@
+"""Resolving configs: datasets, symbolic handles, evaluators; bad configs; every config builds."""
+import importlib
+import os
+
+import pytest
+import tensorflow as tf
+
+from lit_keras.training import task as task_lib
+from lit_keras_app import resolve
+from tests import runs
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("cache"))
+
+
+def test_references_datasets_ports_and_plain_paths(cache):
+  vocab = resolve.reference("digits:vocab", cache)
+  assert vocab == os.path.join(cache, "data", "digits_assets", "digits_vocab.txt")
+  assert open(vocab).read().split()[:4] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+  for plain in ("https://tfhub.dev/google/bit/m-r50x1/1", "gs://bucket/model", "/abs/dir",
+                "relative/dir", "unknown_scope:thing"):
+    assert resolve.reference(plain, cache) == plain
+  with pytest.raises(ValueError, match="no asset 'nope'"):
+    resolve.reference("digits:nope", cache)
+  with pytest.raises(ValueError, match="unknown port"):
+    resolve.reference("ports:resnet/feature_vector", cache)
+
+
+def test_dataset_files_and_evaluators_resolved(cache):
+  c = resolve.resolve(runs.config(cache))
+  data_dir = os.path.join(cache, "data", "digits")
+  assert c.data.dir == data_dir and c.data.train == os.path.join(data_dir, "train-*.tfrecord")
+  zs = c.evals.test_zero_shot
+  assert (zs.data, zs.data_dir, zs.classes, zs.templates) == (
+      os.path.join(data_dir, "test-*.tfrecord"), data_dir, "digits", "digits")
+  assert c.evals.test_retrieval.data == zs.data
+  assert c.image.handle.endswith("digits_pca_fv") and c.text.vocab.endswith("digits_vocab.txt")
+  evaluators = task_lib.LiTTask(c).build_evaluators()
+  assert [type(e).__name__ for e in evaluators] == ["Retrieval", "ZeroShot"]
+  assert evaluators[1].classes[3] == "three" and len(evaluators[1].templates) == 4
+
+
+def test_resolve_rejects_bad_configs(cache, tmp_path):
+  for key, value, match in [("setting", "Lx", "setting"), ("loss", "hinge", "loss"),
+                            ("image.handle", "/no/such/module", "image.handle"),
+                            ("data.train", "/no/such/*.tfrecord", "no TFRecord files")]:
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+      runs.prepare(runs.config(cache, **{key: value}))
+  with pytest.raises(ValueError, match="divisible"):
+    runs.prepare(runs.config(cache, batch_size=63)).validate(num_replicas=2)
+
+
+@pytest.mark.parametrize("name", ["demo", "digits", "lit_b16_bert_base", "lit_bit_adafactor"])
+def test_configs_build(name, cache, tmp_path, image_module, bert_pair, vocab_file):
+  """Every config builds a model; real-scale recipes with local stand-ins for their handles."""
+  config = importlib.import_module(f"configs.{name}").get_config()
+  with config.unlocked():
+    if config.image.handle.startswith("http"):
+      assert config.text.encoder.startswith("http")  # names the public TF-Hub handles
+    # Local stand-ins for the TF-Hub handles (or for what train.py resolves for the demo).
+    config.image.handle = image_module
+    config.image.image_size = 16
+    config.text.preprocess, config.text.encoder = bert_pair
+    config.text.vocab = vocab_file
+    config.precompute.enabled = False
+  task = task_lib.LiTTask(config)
+  model = task.build_model()
+  size = config.image.image_size
+  out = model({"image": tf.zeros([2, size, size, 3]), "text": tf.constant(["a", "b"])})
+  assert out["zimg"].shape == (2, config.model.embed_dim)
+  opt = task.build_optimizer()
+  assert float(opt.learning_rate) >= 0
