@@ -34,10 +34,10 @@ def get_config(arg=None):
   c.evals.heldout_retrieval = common.evaluator("retrieval", "emoji", "heldout")
   c.evals.heldout_zero_shot = common.evaluator("zero_shot", "emoji", "heldout")
   for split in ("train", "heldout"):
-    c.evals[f"3d_{split}_retrieval"] = common.evaluator("retrieval", "emoji_3d", split,
-                                                        during_training=False)
-    c.evals[f"3d_{split}_zero_shot"] = common.evaluator("zero_shot", "emoji_3d", split,
-                                                        during_training=False)
+    c.evals[f"style3d_{split}_retrieval"] = common.evaluator(
+        "retrieval", "emoji_3d", split, during_training=False)
+    c.evals[f"style3d_{split}_zero_shot"] = common.evaluator(
+        "zero_shot", "emoji_3d", split, during_training=False)
   if arg == "runlocal":
     c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 10, 5, 5, 10
     c.batch_size = 32

@@ -7,10 +7,14 @@ tokenisation inside the pipeline, `drop_remainder` batches, prefetch. Randomness
 (seed, example index), so a seed fixes the whole stream.
 
 Bad input never crashes a run or changes a batch's shape: undecodable images and examples without
-any non-empty caption are dropped and counted (`DropCounter`); corrupt TFRecord shards raise
-`CorruptDataError` naming the file and offset, or — with `skip_corrupt=True` — lose the rest of
-that file with a logged warning.
+any non-empty caption are dropped and counted (`DropCounter`). A corrupt TFRecord shard stops the
+iteration with TensorFlow's `DataLossError`; the trainer and the evaluators turn it into
+`CorruptDataError` naming the file and the byte offset (`raise_corruption`). With
+`skip_corrupt=True` the rest of a corrupt file is skipped with a logged warning instead.
 """
+import contextlib
+import re
+
 import tensorflow as tf
 
 from lit_keras.data import preprocess
@@ -61,8 +65,14 @@ def find_corruption(files):
       for _ in tf.data.TFRecordDataset(f):
         pass
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
-      bad.append((f, e.message.split("\n")[0]))
+      bad.append((f, _clean(e.message)))
   return bad
+
+
+def _clean(message):
+  """TensorFlow's error text without its graph-node prefix and op suffix."""
+  message = re.sub(r"\{\{[^}]*\}\}\s*", "", message.split("\n")[0])
+  return re.sub(r"\s*\[Op:.*$", "", message).strip()
 
 
 def raise_corruption(files, error):
@@ -72,6 +82,16 @@ def raise_corruption(files, error):
   raise CorruptDataError(
       f"corrupt TFRecord data in {where}. Re-convert the shard, or pass skip_corrupt=True "
       f"(--config.data.skip_corrupt=True) to skip the rest of a corrupt file.") from error
+
+
+@contextlib.contextmanager
+def naming_corruption(file_pattern):
+  """Code reading `file_pattern` under this context raises `CorruptDataError` naming the corrupt
+  file and offset, instead of TensorFlow's `DataLossError`."""
+  try:
+    yield
+  except tf.errors.DataLossError as e:
+    raise_corruption(list_files(file_pattern), e)
 
 
 def _records(files, input_context, seed, shuffle_files, cycle_length, skip_corrupt, repeat):

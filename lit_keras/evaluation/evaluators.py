@@ -27,6 +27,7 @@ import os
 
 import numpy as np
 
+from lit_keras.data import pipeline
 from lit_keras.evaluation import prompts
 from lit_keras.evaluation import report
 from lit_keras.evaluation import retrieval
@@ -185,10 +186,11 @@ def evaluate(evaluators, model, out_dir=None, progress=False, log=None):
     if ev.source_key not in cache:
       if log:
         log(f"embedding {ev.data}")
-      cache[ev.source_key] = embed_eval_set(
-          model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
-          embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,
-          progress=progress)
+      with pipeline.naming_corruption(ev.data):
+        cache[ev.source_key] = embed_eval_set(
+            model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
+            embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,
+            progress=progress)
     metrics = ev.run(cache[ev.source_key], model, out_dir)
     metrics["data"] = ev.data
     results[ev.name] = metrics

@@ -1,13 +1,21 @@
 """Softmax (CLIP/LiT) and sigmoid (SigLIP) contrastive losses over the global batch.
 
-Distribution lives here and in the trainer, nowhere else. Inside `strategy.run`, each replica
-scores *its own rows* against the embeddings *all-gathered from every replica* (the global batch),
-with a differentiable gather (`ReplicaContext.all_gather`, whose backward is an all-reduce-sum and a
-slice). Each replica returns its local mean loss; the global loss is the mean over replicas, and
-the training step divides by the replica count before summing gradients. This gives exactly the
-loss and gradients of one device on the concatenated batch (verified in the tests), the scheme of
-big_vision's LiT loss. A stop-gradient gather would be wrong: local-rows-only gives wrong tower
-gradients, and the full N×N loss on every replica multiplies the temperature gradient by N.
+Distribution lives here and in the training step, nowhere else. The scheme, and why it is exact:
+
+- Inside `strategy.run`, each replica scores *its own rows* against the embeddings *all-gathered
+  from every replica* (`ReplicaContext.all_gather`, whose backward is an all-reduce-sum and a
+  slice, so it is differentiable). Replica r's i→t rows are the r-th block of rows of the global
+  [B, B] logits, and its t→i rows the r-th block of the transposed logits: the replicas' rows
+  partition the global loss's terms, so with equal local batches the global loss is exactly the
+  mean of the replicas' local mean losses.
+- The training step divides each replica's local loss by the replica count and sums the
+  replicas' gradients. Each embedding's gradient then arrives from every replica's loss through
+  the gather's backward, so the summed gradient is the gradient of the global loss — the loss
+  and gradients of one device on the concatenated batch (`tests/training/test_step.py`, 1e-5).
+- big_vision computes the *full* B×B loss on every device from the gathered embeddings and
+  averages it across devices; the value is the same, but each device does all B² work. Ours
+  does B²/R per replica. A stop-gradient gather would be wrong: local-rows-only gives wrong
+  tower gradients, and the full loss on every replica multiplies the temperature gradient by R.
 
 Outside any strategy (or with one replica) the functions are the ordinary single-device losses.
 Set `global_batch=False` for the per-replica ("local") loss the paper compares against.

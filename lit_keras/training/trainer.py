@@ -93,15 +93,6 @@ def _sigterm_flag():
     signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def _named_corruption(files):
-  """Turns a DataLossError of the input pipeline into a `CorruptDataError` naming the file."""
-  try:
-    yield
-  except tf.errors.DataLossError as e:
-    pipeline.raise_corruption(pipeline.list_files(files), e)
-
-
 def _setup(config):
   """Seeds, determinism and precision, before anything is built."""
   tf_keras.utils.set_random_seed(config.seed)
@@ -146,12 +137,13 @@ class _Progress:
     self.t0, self.last = time.time(), step
 
   def eval_results(self, step, results):
-    logging.info("eval at step %d: %s", step, results)
+    numbers = {f"{name}/{k}": v for name, metrics in results.items()
+               for k, v in metrics.items() if isinstance(v, float)}
+    logging.info("eval at step %d: %s", step,
+                 "  ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
     with self.writer.as_default(step=step):
-      for name, metrics in results.items():
-        for k, v in metrics.items():
-          if isinstance(v, (int, float)):
-            tf.summary.scalar(f"eval/{name}/{k}", v)
+      for k, v in numbers.items():
+        tf.summary.scalar(f"eval/{k}", v)
 
 
 class _DelayedUnlock:
@@ -203,7 +195,7 @@ def train(task, workdir, strategy):
   train_files = config.precompute.train if config.precompute.enabled else config.data.train
   iterator = iter(strategy.distribute_datasets_from_function(
       lambda ctx: task.build_inputs(ctx, start)))
-  with _named_corruption(train_files):
+  with pipeline.naming_corruption(train_files):
     batch = next(iterator)
   strategy.run(tf.function(lambda b: model(b, training=False)["zimg"]), args=(batch,))
   if image_optimizer is not None:  # slots for the whole image tower, before any freezing
@@ -242,7 +234,7 @@ def train(task, workdir, strategy):
         if preempted:
           raise Preempted(f"SIGTERM: saved step {step} to {manager.latest_checkpoint}")
         if not last:
-          with _named_corruption(train_files):
+          with pipeline.naming_corruption(train_files):
             batch = next(iterator)
     finally:
       progress.writer.flush()

@@ -106,3 +106,24 @@ def test_mixed_precision_step(cache, tmp_path):
   finally:
     tf_keras.mixed_precision.set_global_policy("float32")
   assert np.isfinite(metrics["loss"]) and metrics["temperature"] > 0
+
+
+def test_corrupt_training_shard_is_named(cache, tmp_path):
+  """A shard whose record fails its CRC stops training with `CorruptDataError` naming the file
+  and the byte offset, not TensorFlow's bare DataLossError."""
+  import shutil
+  from lit_keras.data import pipeline
+  from lit_keras_app import resolve
+  files = pipeline.list_files(resolve.resolve(runs.config(cache)).data.train)
+  for f in files:
+    shutil.copy(f, tmp_path)
+  bad = tmp_path / os.path.basename(files[1])
+  data = bytearray(bad.read_bytes())
+  data[40] ^= 0xFF  # inside the first record's payload: its CRC no longer matches
+  bad.write_bytes(bytes(data))
+  config = runs.config(cache, total_steps=3)
+  with config.unlocked():
+    config.data.train = str(tmp_path / "train-*.tfrecord")
+  with pytest.raises(pipeline.CorruptDataError,
+                     match=rf"{bad.name}: corrupted record at \d+"):
+    runs.train(config, str(tmp_path / "workdir"))
