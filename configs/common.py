@@ -46,6 +46,8 @@ def base_config():
   c.data.crop_fraction = 1.0
   c.data.shuffle_buffer = 10_000
   c.data.skip_corrupt = False
+  c.data.num_streams = 0    # data split into this many streams (0: one per replica); a multiple
+                            # of every replica count you use gives them identical batches
 
   c.image = ml_collections.ConfigDict()
   c.image.handle = ""       # TF-Hub handle / Kaggle URL / local SavedModel
@@ -90,6 +92,8 @@ def base_config():
 
   c.batch_size = 256
   c.total_steps = 1000
+  c.steps_per_loop = 10     # steps in one tf.function call (a tf.while_loop): checkpoints,
+                            # evaluation and the NaN/SIGTERM checks happen between loops
   c.log_every = 50
   c.checkpoint_every = 500
   c.eval_every = 0

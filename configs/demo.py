@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.optim.warmup_steps = 30
   c.batch_size = 256
   c.total_steps = 300
+  c.steps_per_loop = 25
   c.log_every = 25
   c.checkpoint_every = 100
   c.eval_every = 100
@@ -40,5 +41,6 @@ def get_config(arg=None):
         "zero_shot", "emoji_3d", split, during_training=False)
   if arg == "runlocal":
     c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 10, 5, 5, 10
+    c.steps_per_loop = 5
     c.batch_size = 32
   return c.lock()

@@ -26,6 +26,7 @@ def get_config(arg=None):
   c.data.augment = False  # random crops of 8×8 digits would destroy them
   c.batch_size = 64
   c.total_steps = 300
+  c.steps_per_loop = 50
   c.log_every = 50
   c.checkpoint_every = 100
   c.eval_every = 300
@@ -33,4 +34,5 @@ def get_config(arg=None):
   c.evals.test_zero_shot = common.evaluator("zero_shot", "digits", "test")
   if arg == "runlocal":
     c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 10, 5, 5, 10
+    c.steps_per_loop = 5
   return c.lock()

@@ -30,6 +30,7 @@ def get_config(arg=None):
   c.optim.warmup_steps = 10_000
   c.batch_size = 16_384
   c.total_steps = 55_000  # ≈ 900M examples seen
+  c.steps_per_loop = 100
   c.log_every = 100
   c.checkpoint_every = 1000
   c.eval_every = 5000

@@ -22,6 +22,7 @@ def get_config(arg=None):
   c.optim.warmup_steps = 10_000
   c.batch_size = 16_384
   c.total_steps = 55_000
+  c.steps_per_loop = 50
   c.mixed_precision = True
   # Set their data to evaluate (e.g. --config.evals.imagenet.data="gs://BUCKET/imagenet-val-*"):
   c.evals.val_retrieval = common.evaluator("retrieval")

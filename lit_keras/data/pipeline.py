@@ -94,88 +94,175 @@ def naming_corruption(file_pattern):
     raise_corruption(list_files(file_pattern), e)
 
 
-def _records(files, input_context, seed, shuffle_files, cycle_length, skip_corrupt, repeat):
-  ds = tf.data.Dataset.from_tensor_slices(files)
-  if input_context is not None and input_context.num_input_pipelines > 1:
-    if len(files) < input_context.num_input_pipelines:
-      raise ValueError(f"{len(files)} files cannot be sharded over "
-                       f"{input_context.num_input_pipelines} input pipelines; write more shards")
-    ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  if shuffle_files:
-    ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-
+def _read(skip_corrupt):
   def read(f):
     records = tf.data.TFRecordDataset(f, buffer_size=8 << 20)
-    if skip_corrupt:
-      records = records.ignore_errors(log_warning=True)
-    return records
-
-  return ds.interleave(read, cycle_length=cycle_length, block_length=1,
-                       num_parallel_calls=AUTOTUNE, deterministic=True)
+    return records.ignore_errors(log_warning=True) if skip_corrupt else records
+  return read
 
 
-def _example_seeds(ds, seed):
-  """Pairs each element with a distinct stateless seed [2] derived from (seed, index)."""
-  return ds.enumerate().map(lambda i, x: (tf.stack([tf.cast(seed, tf.int64), i]), x))
+def _checked(example_seed, record, embedding_dim):
+  """Parses a record and decides, cheaply (no image decoding), whether it is usable: the image
+  bytes have a known format and some caption is non-empty."""
+  ex = schema.parse(record, embedding_dim)
+  texts = preprocess.clean_texts(ex[schema.TEXTS])
+  ok_text = tf.reduce_any(tf.strings.length(texts) > 0)
+  if embedding_dim:
+    ok_image = tf.constant(True)
+  else:
+    ok_image = tf.reduce_any(tf.equal(preprocess.image_format(ex[schema.IMAGE]),
+                                      list(preprocess.IMAGE_FORMATS)))
+  return {"seed": example_seed, "example": ex, "valid_image": ok_image, "valid_text": ok_text}
+
+
+def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_step=0,
+           embedding_dim=None, shuffle_buffer=10_000, cycle_length=16, skip_corrupt=False,
+           drop_counter=None):
+  """Training stream `index` of `num_streams`: its share of the data, shuffled, filtered,
+  positioned at `start_step`, prepared and batched (`stream_batch` examples a step).
+
+  A stream depends only on (files, num_streams, index, seed), not on how many replicas or hosts
+  read it: files `index::num_streams` (or, with fewer files than streams, every file and records
+  `index::num_streams`). Unusable records are dropped (and counted) *before* the position is
+  skipped to, and skipped records are parsed but not decoded, so a resumed stream continues
+  exactly where the straight one would be.
+  """
+  own = files[index::num_streams] if len(files) >= num_streams else files
+  ds = tf.data.Dataset.from_tensor_slices(own)
+  ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True).repeat()
+  ds = ds.interleave(_read(skip_corrupt), cycle_length=cycle_length, block_length=1,
+                     num_parallel_calls=AUTOTUNE, deterministic=True)
+  if len(files) < num_streams:
+    ds = ds.shard(num_streams, index)
+  ds = ds.shuffle(shuffle_buffer, seed=seed + index, reshuffle_each_iteration=True)
+  # A distinct stateless seed per example: its position in this stream's shuffled order.
+  ds = ds.enumerate().map(
+      lambda i, r: (tf.stack([tf.cast(seed, tf.int64), i * num_streams + index]), r))
+  counter = drop_counter or DropCounter()
+  ds = ds.map(lambda s, r: _checked(s, r, embedding_dim), num_parallel_calls=AUTOTUNE)
+  ds = ds.filter(counter.keep)
+  if start_step:
+    ds = ds.skip(start_step * stream_batch)
+  ds = ds.map(lambda x: prepare(x["seed"], x["example"]), num_parallel_calls=AUTOTUNE)
+  return ds.batch(stream_batch, drop_remainder=True)
 
 
 def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_context=None,
                   seed=0, value_range=(0.0, 1.0), shuffle_buffer=10_000, cycle_length=16,
                   skip_corrupt=False, embedding_dim=None, drop_counter=None, augment=True,
-                  crop_fraction=1.0, skip_examples=0):
+                  crop_fraction=1.0, num_streams=None, start_step=0):
   """Infinite training batches `{"image": float [b, s, s, 3], "text": tokens or strings}`.
+
+  The data is split into `num_streams` streams (`stream`); with R replicas in all, replica r
+  reads streams r·S/R … (r+1)·S/R − 1 and concatenates their batches. The global batch of a step
+  is therefore the same on every layout whose replica count divides `num_streams` — one device,
+  4 replicas in one process, 2 hosts × 2 — and a resumed run continues each stream where it was.
+  With `input_context` (from `distribute_datasets_from_function`) the dataset serves this input
+  pipeline's replicas in turn, in the order tf.distribute hands out consecutive elements.
 
   Args:
     file_pattern: glob(s) of TFRecord shards.
     batch_size: the per-replica batch size (`input_context.get_per_replica_batch_size(...)`).
     image_size: output resolution (Inception crop, then resize).
     tokenize: strings [b] → BERT input dict, run inside the pipeline; None keeps strings.
-    input_context: from `distribute_datasets_from_function`: file-level sharding.
+    input_context: this pipeline's place among the replicas.
     seed: fixes file order, example order, crops and caption choices.
     value_range: output pixel range (towers expect [0, 1]).
+    shuffle_buffer: examples shuffled together, over all streams.
     skip_corrupt: skip the rest of a corrupt shard instead of failing.
     embedding_dim: read the pre-computed-embedding schema instead: "image" is the vector.
     drop_counter: a `DropCounter` to count dropped examples.
     augment: Inception crop (True) or the evaluation's central crop (False: deterministic
       images, e.g. to compare with pre-computed embeddings).
     crop_fraction: central crop fraction when `augment` is False.
-    skip_examples: start this far into the (deterministic) stream, e.g. `step × batch_size` on
-      resume, so that a resumed run sees exactly the examples a straight run would. Skipped
-      records are read but not decoded.
+    num_streams: how many streams the data is split into (default: one per replica); a multiple
+      of every replica count you will train with makes their batches identical.
+    start_step: position every stream at this training step (resume).
   """
   files = list_files(file_pattern)
-  ds = _records(files, input_context, seed, True, cycle_length, skip_corrupt, repeat=True)
-  ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-  ds = _example_seeds(ds, seed)
-  if skip_examples:
-    ds = ds.skip(skip_examples)
+  ctx = input_context or tf.distribute.InputContext()
+  replicas, pipelines = ctx.num_replicas_in_sync, ctx.num_input_pipelines
+  if pipelines > 1 and len(files) < pipelines:
+    raise ValueError(f"{len(files)} files cannot be sharded over {pipelines} input pipelines; "
+                     "write more shards")
+  num_streams = int(num_streams or replicas)
+  if num_streams % replicas or batch_size % (num_streams // replicas):
+    raise ValueError(f"num_streams={num_streams} must be a multiple of the {replicas} replicas "
+                     f"and divide the global batch {batch_size * replicas} evenly")
+  per_replica_streams = num_streams // replicas
+  stream_batch = batch_size // per_replica_streams
   counter = drop_counter or DropCounter()
 
-  def prepare(example_seed, record):
-    ex = schema.parse(record, embedding_dim)
+  def prepare(example_seed, ex):
     crop_seed, text_seed = tf.unstack(tf.random.experimental.stateless_split(
         tf.cast(example_seed, tf.int64), 2))
-    text, ok_text = preprocess.sample_text(ex[schema.TEXTS], text_seed)
+    text, _ = preprocess.sample_text(ex[schema.TEXTS], text_seed)
     if embedding_dim:
-      image, ok_image = ex[schema.EMBEDDING], tf.constant(True)
+      image = ex[schema.EMBEDDING]
     else:
-      image, ok_image = preprocess.decode_image(ex[schema.IMAGE])
+      image, _ = preprocess.decode_image(ex[schema.IMAGE])
       if augment:
         image = preprocess.inception_crop(image, image_size, crop_seed)
       else:
         image = preprocess.central_crop_resize(image, image_size, crop_fraction)
       image = preprocess.to_range(image, value_range)
-    return {"image": image, "text": text, "valid_image": ok_image, "valid_text": ok_text}
+    return {"image": image, "text": text}
 
-  ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).filter(counter.keep)
-  ds = ds.map(lambda ex: {"image": ex["image"], "text": ex["text"]})
-  ds = ds.batch(batch_size, drop_remainder=True)
-  if tokenize is not None:
-    ds = ds.map(lambda b: {"image": b["image"], "text": tokenize(b["text"])},
-                num_parallel_calls=AUTOTUNE)
-  return ds.prefetch(AUTOTUNE)
+  def replica_dataset(replica):
+    parts = [stream(files, replica * per_replica_streams + j, num_streams, stream_batch, prepare,
+                    seed=seed, start_step=start_step, embedding_dim=embedding_dim,
+                    shuffle_buffer=max(shuffle_buffer // num_streams, 1),
+                    cycle_length=cycle_length, skip_corrupt=skip_corrupt, drop_counter=counter)
+             for j in range(per_replica_streams)]
+    ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(
+        lambda *b: tf.nest.map_structure(lambda *x: tf.concat(x, 0), *b))
+    if tokenize is not None:
+      ds = ds.map(lambda b: {"image": b["image"], "text": tokenize(b["text"])},
+                  num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+  local = replicas // pipelines
+  first = ctx.input_pipeline_id * local
+  parts = [replica_dataset(first + j) for j in range(local)]
+  if local == 1:
+    return parts[0]
+  # tf.distribute hands this pipeline's consecutive elements to its replicas in turn.
+  return tf.data.Dataset.choose_from_datasets(parts, tf.data.Dataset.range(local).repeat())
+
+
+def eval_examples(file_pattern, *, embedding_dim=None, skip_corrupt=False, drop_counter=None):
+  """Every usable example once, in file order, parsed but not decoded: {"image" (the encoded
+  bytes, or the pre-computed vector), "texts" (cleaned, all of them), "num_texts", "label",
+  "id"}. Examples whose image bytes have no known format or that have no caption are dropped and
+  counted, as in `eval_dataset`."""
+  files = list_files(file_pattern)
+  ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+      _read(skip_corrupt), cycle_length=1, block_length=1, num_parallel_calls=AUTOTUNE,
+      deterministic=True)
+  counter = drop_counter or DropCounter()
+
+  def parse(record):
+    ex = schema.parse(record, embedding_dim)
+    texts = preprocess.clean_texts(ex[schema.TEXTS])
+    if embedding_dim:
+      image, ok_image = ex[schema.EMBEDDING], tf.constant(True)
+    else:
+      image = ex[schema.IMAGE]
+      ok_image = tf.reduce_any(tf.equal(preprocess.image_format(image),
+                                        list(preprocess.IMAGE_FORMATS)))
+    return {"image": image, "texts": texts, "num_texts": tf.size(texts, out_type=tf.int32),
+            "label": ex[schema.LABEL], "id": ex[schema.ID], "valid_image": ok_image,
+            "valid_text": tf.size(texts) > 0}
+
+  ds = ds.map(parse, num_parallel_calls=AUTOTUNE).filter(counter.keep)
+  return ds.map(lambda ex: {k: v for k, v in ex.items() if not k.startswith("valid_")})
+
+
+def eval_image(data, image_size, crop_fraction=1.0, value_range=(0.0, 1.0)):
+  """Encoded bytes → the evaluation view: central crop, resize, value range."""
+  image, _ = preprocess.decode_image(data)
+  return preprocess.to_range(preprocess.central_crop_resize(image, image_size, crop_fraction),
+                             value_range)
 
 
 def eval_dataset(file_pattern, batch_size, image_size, *, value_range=(0.0, 1.0),
@@ -185,25 +272,12 @@ def eval_dataset(file_pattern, batch_size, image_size, *, value_range=(0.0, 1.0)
   Yields `{"image", "texts" (string [b, max_captions], "" padded), "num_texts", "label", "id"}`;
   the last batch may be smaller (no example is lost).
   """
-  files = list_files(file_pattern)
-  ds = _records(files, None, 0, False, 1, skip_corrupt, repeat=False)
-  counter = drop_counter or DropCounter()
-
-  def prepare(record):
-    ex = schema.parse(record, embedding_dim)
-    texts = preprocess.clean_texts(ex[schema.TEXTS])
-    if embedding_dim:
-      image, ok_image = ex[schema.EMBEDDING], tf.constant(True)
-    else:
-      image, ok_image = preprocess.decode_image(ex[schema.IMAGE])
-      image = preprocess.to_range(preprocess.central_crop_resize(image, image_size,
-                                                                 crop_fraction), value_range)
-    return {"image": image, "texts": texts, "num_texts": tf.size(texts, out_type=tf.int32),
-            "label": ex[schema.LABEL], "id": ex[schema.ID], "valid_image": ok_image,
-            "valid_text": tf.size(texts) > 0}
-
-  ds = ds.map(prepare, num_parallel_calls=AUTOTUNE).filter(counter.keep)
-  ds = ds.map(lambda ex: {k: v for k, v in ex.items() if not k.startswith("valid_")})
+  ds = eval_examples(file_pattern, embedding_dim=embedding_dim, skip_corrupt=skip_corrupt,
+                     drop_counter=drop_counter)
+  if not embedding_dim:
+    ds = ds.map(lambda ex: dict(ex, image=eval_image(ex["image"], image_size, crop_fraction,
+                                                     value_range)),
+                num_parallel_calls=AUTOTUNE)
   ds = ds.padded_batch(batch_size, padding_values={
       "image": 0.0, "texts": b"", "num_texts": 0,
       "label": tf.constant(schema.NO_LABEL, tf.int64), "id": b""})

@@ -7,6 +7,7 @@ random bytes) are flagged invalid by their magic number before any decoder sees 
 """
 import tensorflow as tf
 
+IMAGE_FORMATS = ("jpeg", "png", "gif", "bmp")
 _MAGIC = {
     "jpeg": b"\xff\xd8\xff",
     "png": b"\x89PNG",

@@ -1,22 +1,55 @@
-"""One pass over an evaluation set: every image and every caption embedded by the model."""
+"""One pass over an evaluation set: every image and every caption embedded by the model, the
+work shared by the replicas of a strategy (`sharded.sharded_map`), nothing computed twice."""
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
 from lit_keras.data import pipeline
+from lit_keras.evaluation.sharded import sharded_map
+
+
+def _metadata(file_pattern, embedding_dim, thumbnail_size, progress):
+  """Captions, labels and ids of every usable example (and thumbnails), on the host; no model."""
+  out = {"texts": [], "owner": [], "labels": [], "ids": [], "thumbs": []}
+  batches = pipeline.eval_examples(file_pattern, embedding_dim=embedding_dim).padded_batch(
+      256, padding_values={"image": tf.constant(0.0 if embedding_dim else b""),
+                           "texts": b"", "num_texts": 0, "label": tf.constant(-1, tf.int64),
+                           "id": b""})
+  n = 0
+  for b in tqdm(batches, desc="reading", unit="batch", disable=not progress):
+    for i, (row, k) in enumerate(zip(b["texts"].numpy(), b["num_texts"].numpy())):
+      out["texts"] += [t.decode("utf-8", "replace") for t in row[:k]]
+      out["owner"] += [n + i] * int(k)
+    out["labels"].append(b["label"].numpy())
+    out["ids"] += [x.decode() for x in b["id"].numpy()]
+    if thumbnail_size and not embedding_dim:
+      thumbs = tf.map_fn(lambda d: pipeline.eval_image(d, thumbnail_size), b["image"],
+                         fn_output_signature=tf.TensorSpec([thumbnail_size] * 2 + [3]))
+      out["thumbs"].append(tf.cast(tf.round(tf.clip_by_value(thumbs, 0, 1) * 255),
+                                   tf.uint8).numpy())
+    n += len(b["label"])
+  out["labels"] = np.concatenate(out["labels"]) if out["labels"] else np.zeros([0], np.int64)
+  out["thumbs"] = np.concatenate(out["thumbs"]) if out["thumbs"] else np.zeros([0])
+  out["owner"] = np.array(out["owner"], np.int64)
+  return out, n
 
 
 def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fraction=1.0,
-                   embedding_dim=None, thumbnail_size=0, progress=False):
+                   embedding_dim=None, thumbnail_size=0, progress=False, strategy=None,
+                   jit_compile=None):
   """Embeds an image–text set (or its pre-computed image features, with `embedding_dim`).
 
   Args:
-    model: anything with `encode_image(images)` and `encode_text(strings)` (a `LiTModel`, or an
-      exported SavedModel behind the same two methods).
+    model: anything with `encode_image(images)` and `encode_text(texts)` (a `LiTModel`, or an
+      exported SavedModel behind the same two methods). A model with a `text_tower` has its
+      captions tokenized on the host, so that only numbers reach the accelerator.
     file_pattern: TFRecords of `lit_keras.data.schema`.
     image_size: the resolution the model takes (central crop, resize).
+    batch_size: per-replica batch size.
     embedding_dim: read the pre-computed-embedding schema instead of images.
     thumbnail_size: also keep uint8 thumbnails of this size (for galleries).
+    strategy: the replicas share the images and captions (`sharded_map`); default one device.
+    jit_compile: XLA-compile the model's part (what a TPU always does).
 
   Returns:
     a dict of NumPy arrays / lists: "image_emb" [n, d], "text_emb" [m, d] (every caption),
@@ -24,25 +57,18 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
     [n, s, s, 3] if `thumbnail_size` (3 KB an image at 32 px: tens of thousands of images stay in
     memory comfortably).
   """
-  out = {k: [] for k in ("image_emb", "text_emb", "owner", "labels", "ids", "texts", "thumbs")}
-  n = 0
-  batches = pipeline.eval_dataset(file_pattern, batch_size, image_size,
-                                  crop_fraction=crop_fraction, embedding_dim=embedding_dim)
-  for b in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
-    out["image_emb"].append(np.asarray(model.encode_image(b["image"])))
-    texts = [t for row, k in zip(b["texts"].numpy(), b["num_texts"].numpy()) for t in row[:k]]
-    out["owner"] += [n + i for i, k in enumerate(b["num_texts"].numpy()) for _ in range(k)]
-    for s in range(0, len(texts), batch_size):
-      out["text_emb"].append(np.asarray(model.encode_text(tf.constant(texts[s:s + batch_size]))))
-    out["texts"] += [t.decode("utf-8", "replace") for t in texts]
-    out["labels"].append(b["label"].numpy())
-    out["ids"] += [x.decode() for x in b["id"].numpy()]
-    if thumbnail_size and not embedding_dim:
-      thumbs = tf.image.resize(b["image"], [thumbnail_size] * 2, antialias=True)
-      out["thumbs"].append(tf.cast(tf.round(tf.clip_by_value(thumbs, 0, 1) * 255),
-                                   tf.uint8).numpy())
-    n += len(b["label"])
-  for k in ("image_emb", "text_emb", "labels", "thumbs"):
-    out[k] = np.concatenate(out[k]) if out[k] else np.zeros([0])
-  out["owner"] = np.array(out["owner"])
+  out, n = _metadata(file_pattern, embedding_dim, thumbnail_size, progress)
+  images = lambda: pipeline.eval_examples(file_pattern, embedding_dim=embedding_dim).map(
+      lambda ex: ex["image"])
+  prepare = ((lambda x: x) if embedding_dim else
+             (lambda data: pipeline.eval_image(data, image_size, crop_fraction)))
+  out["image_emb"] = sharded_map(lambda x: model.encode_image(x), images, n, batch_size,
+                                 prepare=prepare, strategy=strategy, jit_compile=jit_compile)
+  texts = out["texts"]
+  tower = getattr(model, "text_tower", None)
+  out["text_emb"] = sharded_map(
+      lambda t: model.encode_text(t), lambda: tf.data.Dataset.from_tensor_slices(
+          tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string)),
+      len(texts), batch_size, prepare_batch=tower.tokenize if tower is not None else None,
+      strategy=strategy, jit_compile=jit_compile)
   return out

@@ -174,9 +174,11 @@ def build(specs, image_size, crop_fraction=1.0):
   return out
 
 
-def evaluate(evaluators, model, out_dir=None, progress=False, log=None):
-  """Runs `evaluators` on `model`; each set is embedded once. With `out_dir`, also writes each
-  evaluator's artifacts there (their paths are returned under "files").
+def evaluate(evaluators, model, out_dir=None, progress=False, log=None, strategy=None,
+             jit_compile=None):
+  """Runs `evaluators` on `model`; each set is embedded once, its work shared by the replicas of
+  `strategy` (`embed_eval_set`). With `out_dir`, also writes each evaluator's artifacts there
+  (their paths are returned under "files").
 
   Returns:
     {evaluator name: {metric: value, ..., "data": glob[, "files": {kind: path}]}}.
@@ -190,7 +192,7 @@ def evaluate(evaluators, model, out_dir=None, progress=False, log=None):
         cache[ev.source_key] = embed_eval_set(
             model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
             embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,
-            progress=progress)
+            progress=progress, strategy=strategy, jit_compile=jit_compile)
     metrics = ev.run(cache[ev.source_key], model, out_dir)
     metrics["data"] = ev.data
     results[ev.name] = metrics

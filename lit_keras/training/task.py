@@ -221,8 +221,9 @@ class LiTTask:
     return self._tokenize
 
   def build_inputs(self, input_context=None, start_step=0):
-    """The per-replica training dataset for `distribute_datasets_from_function`, positioned at
-    `start_step`."""
+    """This input pipeline's training dataset for `distribute_datasets_from_function`, positioned
+    at `start_step` (`pipeline.train_dataset`: the same batches on every replica layout whose
+    replica count divides `data.num_streams`)."""
     c = self.config
     ctx = input_context or tf.distribute.InputContext()
     pre = c.precompute.enabled
@@ -234,7 +235,7 @@ class LiTTask:
         skip_corrupt=c.data.get("skip_corrupt", False),
         shuffle_buffer=c.data.get("shuffle_buffer", 10_000),
         augment=c.data.get("augment", True), crop_fraction=c.data.get("crop_fraction", 1.0),
-        skip_examples=start_step * per_replica)
+        num_streams=c.data.get("num_streams") or None, start_step=start_step)
 
   def eval_specs(self, during_training=False):
     """The config's evaluator specs ({name: dict}); with `during_training`, only those that run

@@ -1,39 +1,38 @@
-"""A step-based training loop: resume from the workdir, progress, summaries, preemption.
+"""Training a LiT task: checkpoints, resume, progress, preemption, on Orbit (`runner`).
 
 Reliability (see docs/training.md):
 - One `tf.train.Checkpoint` (model parts that train, optimizer(s) — whose `iterations` is the
-  step) under a `CheckpointManager` in `<workdir>/checkpoints`; every start resumes from the latest.
-  TF writes the `checkpoint` state file atomically after the data, so a save that dies half-way
-  leaves the previous checkpoint restorable. A locked tower is not saved (re-loaded from its
-  handle).
-- Data position after a resume: a distributed iterator cannot be checkpointed, so the (seeded,
-  deterministic) input stream is rebuilt and fast-forwarded to the resumed step.
-- SIGTERM (preemption): the current step finishes, a checkpoint is written, and `Preempted` is
+  step) under a `CheckpointManager` in `<workdir>/checkpoints`; every start resumes from the
+  latest. TF writes the `checkpoint` state file atomically after the data, so a save that dies
+  half-way leaves the previous checkpoint restorable. A locked tower is not saved (re-loaded from
+  its handle).
+- Data position: the input pipeline is a deterministic function of the step
+  (`pipeline.train_dataset`), rebuilt at the resumed step, so a resumed run sees exactly the
+  examples a straight run sees, on any replica layout.
+- `steps_per_loop` steps run in one call; checkpoints (every `checkpoint_every` steps),
+  evaluation (every `eval_every`), the progress line and the NaN/SIGTERM checks happen at loop
+  boundaries, which fall on those multiples.
+- SIGTERM (preemption): the current loop finishes, a checkpoint is written, and `Preempted` is
   raised; train.py exits with `PREEMPTED_EXIT_CODE` so a scheduler restarts it.
-- Loss and gradient norm are checked for NaN/Inf at every log step and before every save; a
-  non-finite value raises `FloatingPointError` naming the step, and nothing is saved.
+- A non-finite loss or gradient norm at any step raises `FloatingPointError` naming the step
+  before the loop's checkpoint is written.
 - A corrupt TFRecord shard raises `CorruptDataError` naming the file and the byte offset.
 """
-import contextlib
 import json
 import os
-import signal
-import time
 
 from absl import logging
+import orbit
 import tensorflow as tf
 import tf_keras
 
 from lit_keras.data import pipeline
-from lit_keras.evaluation import evaluators as evaluators_lib
+from lit_keras.training import runner
 from lit_keras.training import step as step_lib
 from lit_keras.training import task as task_lib
 
-PREEMPTED_EXIT_CODE = 42
-
-
-class Preempted(Exception):
-  """Raised after a SIGTERM once the step has finished and a checkpoint is saved."""
+PREEMPTED_EXIT_CODE = runner.PREEMPTED_EXIT_CODE
+Preempted = runner.Preempted
 
 
 def checkpoint(model, optimizer, image_optimizer=None):
@@ -73,26 +72,6 @@ def restore_model(config, workdir, precomputed=False):
   return model, int(optimizer.iterations.numpy()), path
 
 
-def _finite(metrics, step, manager):
-  for k in ("loss", "grad_norm"):
-    v = float(metrics[k])
-    if not tf.math.is_finite(v):
-      raise FloatingPointError(
-          f"non-finite {k}={v} at step {step}; stopping without saving (last good checkpoint: "
-          f"{manager.latest_checkpoint})")
-
-
-@contextlib.contextmanager
-def _sigterm_flag():
-  """Yields a list that becomes non-empty when SIGTERM arrives (the step then finishes)."""
-  flag = []
-  previous = signal.signal(signal.SIGTERM, lambda *_: flag.append(True))
-  try:
-    yield flag
-  finally:
-    signal.signal(signal.SIGTERM, previous)
-
-
 def _setup(config):
   """Seeds, determinism and precision, before anything is built."""
   tf_keras.utils.set_random_seed(config.seed)
@@ -109,46 +88,15 @@ def _checkpoint_manager(ckpt, workdir, strategy):
   return tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
 
 
-class _Progress:
-  """The progress line and the TensorBoard summaries (on the host, from returned values)."""
-
-  def __init__(self, config, workdir, strategy, optimizer, image_optimizer, start):
-    self.config, self.optimizer, self.image_optimizer = config, optimizer, image_optimizer
-    self.writer = (tf.summary.create_file_writer(os.path.join(workdir, "train"))
-                   if strategy.extended.should_checkpoint else tf.summary.create_noop_writer())
-    self.t0, self.last = time.time(), start
-
-  def log(self, step, metrics):
-    c = self.config
-    steps_per_s = (step - self.last) / max(time.time() - self.t0, 1e-9)
-    eta = (c.total_steps - step) / max(steps_per_s, 1e-9)
-    lr = float(self.optimizer.learning_rate.numpy())
-    logging.info("step %d/%d  loss %.4f  i2t %.3f  t2i %.3f  t %.2f  |g| %.3f  lr %.2e  "
-                 "%.2f steps/s  %.0f ex/s  ETA %.0fs", step, c.total_steps, metrics["loss"],
-                 metrics["i2t_acc"], metrics["t2i_acc"], metrics["temperature"],
-                 metrics["grad_norm"], lr, steps_per_s, steps_per_s * c.batch_size, eta)
-    with self.writer.as_default(step=step):
-      for k, v in metrics.items():
-        tf.summary.scalar(k, v)
-      tf.summary.scalar("learning_rate", lr)
-      if self.image_optimizer is not None:
-        tf.summary.scalar("learning_rate_image", float(self.image_optimizer.learning_rate.numpy()))
-      tf.summary.scalar("examples_per_s", steps_per_s * c.batch_size)
-    self.t0, self.last = time.time(), step
-
-  def eval_results(self, step, results):
-    numbers = {f"{name}/{k}": v for name, metrics in results.items()
-               for k, v in metrics.items() if isinstance(v, float)}
-    logging.info("eval at step %d: %s", step,
-                 "  ".join(f"{k} {v:.3f}" for k, v in numbers.items()))
-    with self.writer.as_default(step=step):
-      for k, v in numbers.items():
-        tf.summary.scalar(f"eval/{k}", v)
+def _build(model, task, strategy):
+  """Creates every variable of `model` on every replica, from the input's shapes."""
+  spec = task.build_inputs(tf.distribute.InputContext()).element_spec
+  dummy = lambda: tf.nest.map_structure(lambda s: tf.zeros([1] + s.shape[1:], s.dtype), spec)
+  strategy.run(tf.function(lambda: model(dummy(), training=False)["zimg"]))
 
 
 class _DelayedUnlock:
-  """`image.unlock_at_step=K`: an unlocked image tower stays frozen for K steps (the step is
-  re-traced once, at K)."""
+  """`image.unlock_at_step=K`: an unlocked image tower stays frozen for K steps."""
 
   def __init__(self, config, model, start):
     self.model = model
@@ -160,11 +108,10 @@ class _DelayedUnlock:
     self.model.image_tower.trainable = not frozen
     logging.info("image tower %s at step %d", "frozen" if frozen else "unlocked", step)
 
-  def unlocks_at(self, step):
-    if self.at and step == self.at + 1:
+  def maybe_unlock(self, step, trainer):
+    if self.at and step == self.at:
       self._set_frozen(False, step)
-      return True
-    return False
+      trainer.reset()  # the loop is traced again, with the image tower's variables
 
 
 def train(task, workdir, strategy):
@@ -172,7 +119,8 @@ def train(task, workdir, strategy):
 
   Args:
     task: a prepared `LiTTask` (concrete paths; pre-computed embeddings named).
-    workdir: output directory (checkpoints, config.json, TensorBoard summaries).
+    workdir: output directory (checkpoints, config.json, metrics.jsonl, summaries); any
+      `tf.io.gfile` path.
     strategy: the tf.distribute strategy.
 
   Returns:
@@ -180,66 +128,56 @@ def train(task, workdir, strategy):
   """
   config = task.config
   task.validate(strategy.num_replicas_in_sync)
-  if strategy.extended.should_checkpoint:
+  chief = strategy.extended.should_checkpoint
+  if chief:
     task_lib.save_config(config, workdir)
   _setup(config)
   with strategy.scope():
     model = task.build_model()
     optimizer, image_optimizer = task.build_optimizers()
+  step = optimizer.iterations
   manager = _checkpoint_manager(checkpoint(model, optimizer, image_optimizer), workdir, strategy)
-  manager.restore_or_initialize()
-  start = int(optimizer.iterations.numpy())
+  with strategy.scope():
+    manager.restore_or_initialize()
+  start = int(step.numpy())
   if start:
     logging.info("resumed from %s at step %d", manager.latest_checkpoint, start)
-
-  train_files = config.precompute.train if config.precompute.enabled else config.data.train
-  iterator = iter(strategy.distribute_datasets_from_function(
-      lambda ctx: task.build_inputs(ctx, start)))
-  with pipeline.naming_corruption(train_files):
-    batch = next(iterator)
-  strategy.run(tf.function(lambda b: model(b, training=False)["zimg"]), args=(batch,))
-  if image_optimizer is not None:  # slots for the whole image tower, before any freezing
-    with strategy.scope():
-      image_optimizer.build(model.image_tower.trainable_variables)
+  _build(model, task, strategy)
+  with strategy.scope():
+    model.compile(optimizer, loss=task.build_loss(), image_optimizer=image_optimizer,
+                  clip_grad_norm=config.optim.get("clip_grad_norm"))
+  step_lib.build_optimizers(model, optimizer, image_optimizer, strategy)
   unlock = _DelayedUnlock(config, model, start)
 
-  def make_step():
-    return step_lib.make_train_step(model, optimizer, task.build_loss(), strategy,
-                                    clip_grad_norm=config.optim.get("clip_grad_norm"),
-                                    jit_compile=True if config.get("jit_compile") else None,
-                                    image_optimizer=image_optimizer)
-
-  train_step = make_step()
+  dataset = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(ctx, start))
+  steps_per_loop = int(config.get("steps_per_loop") or 1)
+  trainer = runner.LiTTrainer(model, strategy, dataset, steps_per_loop,
+                              jit_compile=config.get("jit_compile", False))
   evals = task.build_evaluators(during_training=True) if config.get("eval_every") else []
-  progress = _Progress(config, workdir, strategy, optimizer, image_optimizer, start)
-  metrics = {}
-  with _sigterm_flag() as preempted:
-    try:
-      for step in range(start + 1, config.total_steps + 1):
-        if unlock.unlocks_at(step):
-          train_step = make_step()
-        metrics = train_step(batch)
-        last = step == config.total_steps
-        log = step % config.log_every == 0 or last
-        save = step % config.checkpoint_every == 0 or last or preempted
-        if log or save:
-          _finite(metrics, step, manager)
-        if log:
-          metrics = {k: float(v) for k, v in metrics.items()}
-          progress.log(step, metrics)
-        if save:
-          manager.save(checkpoint_number=step)
-        if evals and (step % config.eval_every == 0 or last):
-          progress.eval_results(step, evaluators_lib.evaluate(evals, model))
-        if preempted:
-          raise Preempted(f"SIGTERM: saved step {step} to {manager.latest_checkpoint}")
-        if not last:
-          with pipeline.naming_corruption(train_files):
-            batch = next(iterator)
-    finally:
-      progress.writer.flush()
-  metrics = {k: float(v) for k, v in metrics.items()}
-  if strategy.extended.should_checkpoint:
+  evaluator = runner.LiTEvaluator(model, evals, strategy) if evals else None
+  log = runner.StepLog(trainer, step, config.total_steps, config.batch_size, config.log_every,
+                       path=os.path.join(workdir, runner.METRICS_FILE) if chief else None,
+                       learning_rate=lambda: tf.convert_to_tensor(optimizer.learning_rate))
+  summaries = os.path.join(workdir, "train") if chief else None
+  train_files = config.precompute.train if config.precompute.enabled else config.data.train
+  with runner.Preemption(manager, step) as preemption, pipeline.naming_corruption(train_files):
+    controller = orbit.Controller(
+        global_step=step, trainer=trainer, evaluator=evaluator, strategy=strategy,
+        train_actions=[log, preemption], steps_per_loop=steps_per_loop,
+        checkpoint_manager=manager, summary_dir=summaries,
+        eval_summary_dir=os.path.join(workdir, "eval") if chief else None)
+    for boundary in runner.boundaries(start, config.total_steps,
+                                      every=(config.checkpoint_every, config.get("eval_every")),
+                                      extra=(unlock.at,)):
+      controller.train(steps=boundary, checkpoint_at_completion=False)
+      if boundary % config.checkpoint_every == 0 or boundary == config.total_steps:
+        manager.save(checkpoint_number=boundary)
+      unlock.maybe_unlock(boundary, trainer)
+      if evaluator and (boundary % config.eval_every == 0 or boundary == config.total_steps):
+        controller.evaluate()
+  metrics = log.last_records[-1] if start < config.total_steps else {}
+  metrics = {k: v for k, v in metrics.items() if k != "step"}
+  if chief:
     with tf.io.gfile.GFile(os.path.join(workdir, "train_metrics.json"), "w") as f:
-      json.dump({"step": int(optimizer.iterations.numpy()), **metrics}, f, indent=2)
+      json.dump({"step": int(step.numpy()), **metrics}, f, indent=2)
   return metrics
