@@ -35,7 +35,8 @@ def child(mode, a):
   config, source = task.config, task.image_source()
   size = source["image_size"]
   if mode == "raw":
-    embed = task.locked_image_embedder()  # the pre-compute command's own function
+    tower = task.build_image_tower("L")  # the tower the pre-compute command runs
+    embed = tf.function(lambda x: tower(x, training=False))
     batches = [tf.random.uniform([a.batch_size, size, size, 3], seed=i) for i in range(2)]
     for i in range(3):
       embed(batches[i % 2]).numpy()
@@ -47,9 +48,9 @@ def child(mode, a):
   else:
     with tempfile.TemporaryDirectory() as tmp:
       t0 = time.perf_counter()
-      _, _, count = embeddings.precompute(task.locked_image_embedder(), source,
-                                          config.data.train, tmp, a.batch_size,
-                                          log=lambda m: print(m, file=sys.stderr))
+      _, _, count = embeddings.precompute(
+          task_lib.image_file_embedder(source, batch_size=a.batch_size), source,
+          config.data.train, tmp, log=lambda m: print(m, file=sys.stderr))
       seconds = time.perf_counter() - t0
   return {"mode": mode, "images": count, "seconds": seconds, "images_per_s": count / seconds,
           "batch_size": a.batch_size, "loadavg_1m_end": os.getloadavg()[0]}

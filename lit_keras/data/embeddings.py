@@ -13,6 +13,7 @@ import json
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from lit_keras.data import pipeline
@@ -73,46 +74,61 @@ def pattern(out_dir):
   return os.path.join(out_dir, "emb-*.tfrecord")
 
 
-def precompute(embed, source, file_pattern, cache_dir, batch_size=64, log=print):
+def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=True):
   """Writes the embeddings of the images in `file_pattern`; returns (out_dir, dim, count).
 
   Args:
-    embed: float images [b, s, s, 3] in [0, 1] → features [b, D] (the locked tower).
-    source: what identifies `embed` (`image_source`).
+    embed_file: a TFRecord file → its images' features, float [n, D], in the order of
+      `pipeline.eval_examples` (the locked tower over central crops; on many hosts, every host
+      calls it and the work is shared, e.g. by `lit_keras.evaluation.sharded_map`).
+    source: what identifies the tower and its preprocessing (`image_source`).
     file_pattern: image–text TFRecords.
     cache_dir: the cache root.
+    writer: whether this host writes the files (the chief); the others only compute.
   """
   files = pipeline.list_files(file_pattern)
   out_dir, meta = cached(source, files, cache_dir)
   if meta is not None:
     log(f"[precompute] cached: {meta['count']} embeddings (dim {meta['dim']}) in {out_dir}")
     return out_dir, meta["dim"], meta["count"]
-  tf.io.gfile.makedirs(out_dir)
+  if writer:
+    tf.io.gfile.makedirs(out_dir)
+  # Decided once, before any host writes: every host then runs the same shards (a shard's
+  # marker can only appear after all hosts took part in computing it).
+  todo = [not tf.io.gfile.exists(_shard(out_dir, i, len(files)) + ".done")
+          for i in range(len(files))]
   dim, count, t0 = None, 0, time.time()
   for i, f in enumerate(files):
-    out = os.path.join(out_dir, f"emb-{i:05d}-of-{len(files):05d}.tfrecord")
-    done = out + ".done"
-    if tf.io.gfile.exists(done):
-      d = _read_json(done)
+    out = _shard(out_dir, i, len(files))
+    if not todo[i]:
+      d = _read_json(out + ".done")
       dim, count = d["dim"], count + d["count"]
       continue
-    n = 0
-    with tf.io.TFRecordWriter(out + ".tmp") as w:
-      for b in pipeline.eval_dataset(f, batch_size, source["image_size"],
-                                     crop_fraction=source.get("crop_fraction", 1.0)):
-        vecs = embed(b["image"]).numpy()
-        dim = vecs.shape[1]
-        for v, texts, k, ex_id, label in zip(vecs, b["texts"].numpy(), b["num_texts"].numpy(),
-                                             b["id"].numpy(), b["label"].numpy()):
-          w.write(schema.embedding_example(v, list(texts[:k]), ex_id, int(label)))
-          n += 1
-    tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
-    _write_json(done, {"dim": dim, "count": n})
-    count += n
+    vecs = np.asarray(embed_file(f))
+    if len(vecs):
+      dim = int(vecs.shape[1])
+    if writer:
+      n = 0
+      with tf.io.TFRecordWriter(out + ".tmp") as w:
+        for ex in pipeline.eval_examples(f).ragged_batch(256):
+          for texts, ex_id, label in zip(ex["texts"].to_list(), ex["id"].numpy(),
+                                         ex["label"].numpy()):
+            w.write(schema.embedding_example(vecs[n], texts, ex_id, int(label)))
+            n += 1
+      if n != len(vecs):
+        raise RuntimeError(f"{f}: {n} examples but {len(vecs)} embeddings")
+      tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
+      _write_json(out + ".done", {"dim": dim, "count": n})
+    count += len(vecs)
     rate = count / max(time.time() - t0, 1e-9)
     log(f"[precompute] shard {i + 1}/{len(files)}: {count} images, {rate:.1f} images/s")
-  _write_json(os.path.join(out_dir, META),
-              {"source": source, "inputs": files, "dim": dim, "count": count})
+  if writer:
+    _write_json(os.path.join(out_dir, META),
+                {"source": source, "inputs": files, "dim": dim, "count": count})
   log(f"[precompute] done: {count} embeddings (dim {dim}) in {out_dir} "
       f"({time.time() - t0:.0f}s)")
   return out_dir, dim, count
+
+
+def _shard(out_dir, index, num_files):
+  return os.path.join(out_dir, f"emb-{index:05d}-of-{num_files:05d}.tfrecord")

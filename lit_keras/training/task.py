@@ -22,6 +22,7 @@ from lit_keras import losses
 from lit_keras import towers
 from lit_keras.data import embeddings
 from lit_keras.data import pipeline
+from lit_keras import evaluation
 from lit_keras.evaluation import evaluators
 from lit_keras.layers.logit_scale import NO_DECAY_VARIABLE_NAMES
 from lit_keras.models import LiTModel
@@ -85,24 +86,28 @@ class LiTTask:
     evaluators.build(self.eval_specs(), c.image.image_size)  # unknown types, classes, files
     return self
 
-  def prepare(self, log=logging.info):
+  def prepare(self, strategy=None, log=logging.info):
     """Validates, then (with `precompute.enabled`) runs the locked image tower once over the
-    training set and the sets evaluated during training. Returns `self`, whose config now names
-    the pre-computed embeddings (`precompute.dim`, `precompute.train`, `evals.*.precomputed`)."""
+    training set and the sets evaluated during training, the replicas of `strategy` sharing the
+    work and the chief writing the files. Returns `self`, whose config now names the pre-computed
+    embeddings (`precompute.dim`, `precompute.train`, `evals.*.precomputed`)."""
     self.validate()
     c = self.config
     if not c.precompute.enabled:
       return self
     c = self.config = c.copy_and_resolve_references()
-    embed, source = None, self.image_source()
+    strategy = strategy or tf.distribute.get_strategy()
+    embed_file, source = None, self.image_source()
     cache_dir = cache.root(c.get("cache_dir"))
 
     def run(file_pattern):
-      nonlocal embed
+      nonlocal embed_file
       _, meta = embeddings.cached(source, file_pattern, cache_dir)
-      if meta is None and embed is None:
-        embed = self.locked_image_embedder()
-      out_dir, dim, _ = embeddings.precompute(embed, source, file_pattern, cache_dir, log=log)
+      if meta is None and embed_file is None:
+        embed_file = image_file_embedder(source, strategy,
+                                         jit_compile=c.get("jit_compile", False))
+      out_dir, dim, _ = embeddings.precompute(embed_file, source, file_pattern, cache_dir,
+                                              log=log, writer=strategy.extended.should_checkpoint)
       return embeddings.pattern(out_dir), dim
 
     with c.unlocked():
@@ -128,8 +133,6 @@ class LiTTask:
                                 value_range=tuple(c.value_range),
                                 output_key=c.get("output_key") or None, name="image_tower")
 
-  def locked_image_embedder(self):
-    return locked_image_embedder(self.image_source())
 
   def build_tokenizer(self):
     """The from-scratch text tower's tokenizer (SentencePiece if a model is given)."""
@@ -256,16 +259,26 @@ class LiTTask:
                             self.config.data.get("crop_fraction", 1.0))
 
 
-def locked_image_embedder(source):
-  """The locked image tower of `source` (`embeddings.image_source`) as one traced function:
-  float images [b, s, s, 3] in [0, 1] → features [b, D] (what `embeddings.precompute` runs)."""
-  tower = towers.HubImageTower(source["handle"], state=towers.LOCKED,
-                               image_size=source["image_size"],
-                               value_range=tuple(source["value_range"]),
-                               output_key=source.get("output_key"))
-  size = source["image_size"]
-  return tf.function(lambda x: tower(x, training=False),
-                     input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+def image_file_embedder(source, strategy=None, batch_size=64, jit_compile=None):
+  """`file → float [n, D]`: the locked image tower of `source` (`embeddings.image_source`) over
+  a file's images (central crops), the replicas of `strategy` sharing them (`sharded_map`)."""
+  strategy = strategy or tf.distribute.get_strategy()
+  with strategy.scope():
+    tower = towers.HubImageTower(source["handle"], state=towers.LOCKED,
+                                 image_size=source["image_size"],
+                                 value_range=tuple(source["value_range"]),
+                                 output_key=source.get("output_key"))
+  size, crop = source["image_size"], source.get("crop_fraction", 1.0)
+
+  def embed_file(file):
+    count = int(pipeline.eval_examples(file).reduce(0, lambda n, _: n + 1))
+    return evaluation.sharded_map(
+        lambda x: tower(x, training=False),
+        lambda: pipeline.eval_examples(file).map(lambda ex: ex["image"]), count, batch_size,
+        prepare=lambda data: pipeline.eval_image(data, size, crop), strategy=strategy,
+        jit_compile=jit_compile)
+
+  return embed_file
 
 
 def _check_path(value, field, needed):

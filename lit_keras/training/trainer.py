@@ -48,31 +48,36 @@ def checkpoint(model, optimizer, image_optimizer=None):
   return tf.train.Checkpoint(**items)
 
 
-def restore_model(config, workdir, precomputed=False):
-  """Rebuilds a run's model and restores its latest checkpoint. Returns (model, step, path).
+def restore_model(config, workdir, precomputed=False, strategy=None):
+  """Rebuilds a run's model (under `strategy`'s scope) and restores its latest checkpoint.
+  Returns (model, step, path).
 
   By default the real image tower is re-assembled even for a run trained on pre-computed
   embeddings (the checkpoint does not hold locked-tower weights).
   """
+  strategy = strategy or tf.distribute.get_strategy()
   task = task_lib.LiTTask(config)
-  model = task.build_model(precomputed=precomputed)
+  with strategy.scope():
+    model = task.build_model(precomputed=precomputed)
+    optimizer, image_optimizer = task.build_optimizers()
   # Build every variable first, so that the restore happens now (not deferred to a later call,
-  # when the checkpoint files may be gone).
+  # when the checkpoint files may be gone). Through `strategy.run`: a hub module loaded under a
+  # strategy cannot be called in cross-replica context.
   size = config.image.image_size
-  image = (tf.zeros([1, config.precompute.dim]) if precomputed
-           else tf.zeros([1, size, size, 3]))
-  model({"image": image, "text": tf.constant([""])})
-  optimizer, image_optimizer = task.build_optimizers()
+  shape = [1, config.precompute.dim] if precomputed else [1, size, size, 3]
+  strategy.run(tf.function(
+      lambda: model({"image": tf.zeros(shape), "text": tf.constant([""])})["zimg"]))
   ckpt = checkpoint(model, optimizer, image_optimizer)
   path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if path is None:
     raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
   # Every trained part must be restored (optimizer slots need not be).
-  ckpt.restore(path).assert_existing_objects_matched().expect_partial()
+  with strategy.scope():
+    ckpt.restore(path).assert_existing_objects_matched().expect_partial()
   return model, int(optimizer.iterations.numpy()), path
 
 
-def _setup(config):
+def setup(config):
   """Seeds, determinism and precision, before anything is built."""
   tf_keras.utils.set_random_seed(config.seed)
   if config.get("deterministic", False):
@@ -88,11 +93,22 @@ def _checkpoint_manager(ckpt, workdir, strategy):
   return tf.train.CheckpointManager(ckpt, ckpt_dir, max_to_keep=3)
 
 
-def _build(model, task, strategy):
-  """Creates every variable of `model` on every replica, from the input's shapes."""
+def build_model(task, strategy):
+  """The task's model under `strategy`, every variable created on every replica from the
+  input's shapes, with the initial values of a one-device run: initializers draw differently
+  under a distribution strategy, so the model is first built eagerly on the host (right after
+  seeding, as on one device) and copied — every replica layout starts from the same weights."""
   spec = task.build_inputs(tf.distribute.InputContext()).element_spec
   dummy = lambda: tf.nest.map_structure(lambda s: tf.zeros([1] + s.shape[1:], s.dtype), spec)
+  reference = task.build_model()
+  reference(dummy(), training=False)
+  if strategy is tf.distribute.get_strategy():
+    return reference
+  with strategy.scope():
+    model = task.build_model()
   strategy.run(tf.function(lambda: model(dummy(), training=False)["zimg"]))
+  model.set_weights(reference.get_weights())
+  return model
 
 
 class _DelayedUnlock:
@@ -131,9 +147,9 @@ def train(task, workdir, strategy):
   chief = strategy.extended.should_checkpoint
   if chief:
     task_lib.save_config(config, workdir)
-  _setup(config)
+  setup(config)
+  model = build_model(task, strategy)
   with strategy.scope():
-    model = task.build_model()
     optimizer, image_optimizer = task.build_optimizers()
   step = optimizer.iterations
   manager = _checkpoint_manager(checkpoint(model, optimizer, image_optimizer), workdir, strategy)
@@ -142,7 +158,6 @@ def train(task, workdir, strategy):
   start = int(step.numpy())
   if start:
     logging.info("resumed from %s at step %d", manager.latest_checkpoint, start)
-  _build(model, task, strategy)
   with strategy.scope():
     model.compile(optimizer, loss=task.build_loss(), image_optimizer=image_optimizer,
                   clip_grad_norm=config.optim.get("clip_grad_norm"))

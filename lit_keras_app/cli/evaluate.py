@@ -23,6 +23,7 @@ import tensorflow_text  # noqa: F401  (the ops of an exported text tokenizer)
 
 from lit_keras.evaluation import evaluators
 from lit_keras.evaluation import prompts
+from lit_keras.training import strategy as strategy_lib
 from lit_keras.training import task as task_lib
 from lit_keras.training import trainer
 from lit_keras_app import datasets  # noqa: F401  (registers the datasets' class lists, templates)
@@ -39,7 +40,11 @@ _TEMPLATES = flags.DEFINE_string(
     "registered, else plain).")
 _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input size (with --saved_model).")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results go.")
-_BATCH = flags.DEFINE_integer("batch_size", 256, "Evaluation batch size.")
+_BATCH = flags.DEFINE_integer("batch_size", 256, "Evaluation batch size (per replica).")
+_STRATEGY = flags.DEFINE_enum("strategy", "auto", strategy_lib.STRATEGIES,
+                              "The replicas share the evaluation (each example embedded once).")
+_TPU = flags.DEFINE_string("tpu", None, "TPU name/address ('local' on a Cloud TPU VM).")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many devices.")
 
 
 class SavedModelEncoder:
@@ -97,9 +102,11 @@ def main(argv):
   logging.set_verbosity(logging.INFO)
   if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
     raise app.UsageError("give exactly one of --workdir and --saved_model")
+  strategy = None
   if _WORKDIR.value:
+    strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value, _CPU_DEVICES.value)
     config = task_lib.load_config(_WORKDIR.value)
-    model, step, _ = trainer.restore_model(config, _WORKDIR.value)
+    model, step, _ = trainer.restore_model(config, _WORKDIR.value, strategy=strategy)
     source, image_size = _WORKDIR.value, config.image.image_size
     crop_fraction = config.data.get("crop_fraction", 1.0)
     specs = task_lib.LiTTask(config).eval_specs()
@@ -121,7 +128,8 @@ def main(argv):
   if not evals:
     raise app.UsageError("nothing to evaluate: the config declares no evaluator with data; "
                          "pass --data")
-  results = evaluators.evaluate(evals, model, out_dir=out_dir, progress=True, log=logging.info)
+  results = evaluators.evaluate(evals, model, out_dir=out_dir, progress=True, log=logging.info,
+                                strategy=strategy)
   with tf.io.gfile.GFile(os.path.join(out_dir, "eval_metrics.json"), "w") as f:
     json.dump({"model": source, "step": step, "evals": results}, f, indent=2,
               default=lambda x: x.item() if isinstance(x, np.generic) else str(x))

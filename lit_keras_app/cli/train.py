@@ -14,6 +14,7 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+from lit_keras.training import keras_fit
 from lit_keras.training import strategy as strategy_lib
 from lit_keras.training import task as task_lib
 from lit_keras.training import trainer
@@ -25,14 +26,23 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where checkpoints, summaries an
 _STRATEGY = flags.DEFINE_enum("strategy", "auto", strategy_lib.STRATEGIES,
                               "tf.distribute strategy.")
 _TPU = flags.DEFINE_string("tpu", None, "TPU name/address ('local' on a Cloud TPU VM).")
+_CPU_DEVICES = flags.DEFINE_integer(
+    "cpu_devices", 0, "Split the host CPU into this many logical devices, to simulate a "
+    "multi-replica host (with --strategy=mirrored, or multi-worker for a pod of such hosts).")
+_ENGINE = flags.DEFINE_enum(
+    "engine", "orbit", ["orbit", "fit"], "orbit: lit_keras' runner (Orbit); fit: Keras "
+    "model.fit() with BackupAndRestore and TensorBoard — the same step and data.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
   logging.set_verbosity(logging.INFO)
-  strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value)
-  task = task_lib.LiTTask(resolve.resolve(_CONFIG.value)).prepare()
+  strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value, _CPU_DEVICES.value)
+  task = task_lib.LiTTask(resolve.resolve(_CONFIG.value)).prepare(strategy)
+  if _ENGINE.value == "fit":
+    keras_fit.fit(task, _WORKDIR.value, strategy)
+    return
   try:
     trainer.train(task, _WORKDIR.value, strategy)
   except trainer.Preempted as e:

@@ -1,0 +1,202 @@
+"""Exact resume on every replica layout, through train.py: one device, 4 logical devices in one
+process, 2 processes × 2 logical devices (MultiWorkerMirroredStrategy over loopback). Each run
+is SIGKILLed at a random step, resumed, SIGKILLed again while a checkpoint is being written,
+resumed to the end; its per-step losses must equal a straight run's. The data holds records the
+pipeline drops, and is split into 4 streams, so every layout sees the same global batches: the
+layouts' losses equal each other too (the pod simulation equals the 4-replica host). The Keras
+`fit()` engine resumes exactly from its BackupAndRestore backup as well."""
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import time
+
+import numpy as np
+from PIL import Image
+import pytest
+import tensorflow as tf
+
+from lit_keras.data import pipeline
+from lit_keras.data import schema
+from lit_keras_app import resolve
+from tests import runs
+
+TOTAL, PER_LOOP, EVERY = 24, 2, 4
+FLAGS = [f"--config.total_steps={TOTAL}", f"--config.steps_per_loop={PER_LOOP}",
+         f"--config.checkpoint_every={EVERY}", f"--config.log_every={EVERY}",
+         "--config.deterministic=True", "--config.data.num_streams=4",
+         "--config.batch_size=32", "--config.dataset="]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+  """The digits training shards plus a shard mixing good records with ones the pipeline drops
+  (undecodable image bytes, no caption)."""
+  cache = str(tmp_path_factory.mktemp("cache"))
+  out = tmp_path_factory.mktemp("data")
+  files = pipeline.list_files(resolve.resolve(runs.config(cache)).data.train)
+  for f in files:
+    shutil.copy(f, out)
+  rng = np.random.default_rng(0)
+  with tf.io.TFRecordWriter(str(out / "train-extra.tfrecord")) as w:
+    for i in range(40):
+      buf = io.BytesIO()
+      Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(buf, format="PNG")
+      if i % 4 == 1:
+        w.write(schema.image_example(b"not an image", ["a photo of the digit one"], f"bad{i}"))
+      elif i % 4 == 3:
+        w.write(schema.image_example(buf.getvalue(), ["", "  "], f"nocaption{i}"))
+      else:
+        w.write(schema.image_example(buf.getvalue(), [f"the number {i % 10}"], f"x{i}", i % 10))
+  return cache, str(out / "*.tfrecord")
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _start(layout, cache, data, workdir, *extra):
+  flags = FLAGS + [f"--config.data.train={data}", *extra]
+  if layout == "one":
+    return [runs.run_train_py(cache, workdir, "--strategy=one-device", *flags)]
+  if layout == "mirrored":
+    return [runs.run_train_py(cache, workdir, "--strategy=mirrored", "--cpu_devices=4", *flags)]
+  ports = [_free_port(), _free_port()]
+  return [runs.run_train_py(
+      cache, workdir, "--strategy=multi-worker", "--cpu_devices=2", *flags,
+      env={"TF_CONFIG": json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                    "task": {"type": "worker", "index": i}})})
+          for i in range(2)]
+
+
+def _finish(procs, timeout=400):
+  outs = [p.communicate(timeout=timeout)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0] * len(procs), "\n".join(o[-3000:] for o in outs)
+  return outs
+
+
+def _kill(procs):
+  for p in procs:
+    p.send_signal(signal.SIGKILL)
+  for p in procs:
+    p.wait()
+
+
+def _steps_logged(workdir):
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return max((json.loads(line)["step"] for line in f if line.strip()), default=0)
+
+
+def _kill_at_step(procs, workdir, step, timeout=300):
+  t0 = time.time()
+  while _steps_logged(workdir) < step:
+    if any(p.poll() is not None for p in procs) or time.time() - t0 > timeout:
+      raise AssertionError(f"the run ended or stalled before step {step}: "
+                           + procs[0].stdout.read()[-3000:])
+    time.sleep(0.05)
+  _kill(procs)
+
+
+def _kill_inside_a_checkpoint_write(procs, workdir, timeout=300):
+  """SIGKILL the moment a checkpoint's temporary files appear (TF writes `<prefix>_temp/`, then
+  renames and only then updates the `checkpoint` state file)."""
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  t0 = time.time()
+  while time.time() - t0 < timeout:
+    if os.path.isdir(ckpt_dir) and any("_temp" in e for e in os.listdir(ckpt_dir)):
+      _kill(procs)
+      return True
+    if any(p.poll() is not None for p in procs):
+      break
+  _kill(procs)
+  return False
+
+
+def _losses(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    records = [json.loads(line) for line in f if line.strip()]
+  assert [r["step"] for r in records] == list(range(1, TOTAL + 1))  # one line per step
+  return np.array([r["loss"] for r in records])
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+  cache, files = data
+  workdir = str(tmp_path_factory.mktemp("straight"))
+  _finish(_start("one", cache, files, workdir))
+  return _losses(workdir)
+
+
+@pytest.mark.parametrize("layout", ["one", "mirrored", "pod"])
+def test_killed_twice_and_resumed_equals_the_straight_run(data, straight, tmp_path, layout):
+  cache, files = data
+  workdir = str(tmp_path)
+  # 1. SIGKILL at a random step (not a checkpoint boundary in general).
+  kill_at = random.Random(layout).randint(EVERY + 1, TOTAL // 2)
+  _kill_at_step(_start(layout, cache, files, workdir), workdir, kill_at)
+  first = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  assert first and int(first.rsplit("-", 1)[1]) < TOTAL
+  # 2. Resumed; SIGKILLed while a checkpoint is being written (retried a few times: the window
+  # is short). The half-written checkpoint never becomes the latest.
+  for _ in range(3):
+    procs = _start(layout, cache, files, workdir)
+    before = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+    if _kill_inside_a_checkpoint_write(procs, workdir):
+      after = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+      assert after is None or int(after.rsplit("-", 1)[1]) <= TOTAL
+      break
+  else:
+    pytest.fail("never caught a checkpoint write in progress")
+  del before
+  # 3. Resumed to the end.
+  outs = _finish(_start(layout, cache, files, workdir))
+  assert "resumed from" in outs[0]
+  np.testing.assert_allclose(_losses(workdir), straight, rtol=2e-5, atol=1e-6)
+  if layout == "pod":  # the second worker ends with the chief's weights
+    _, chief = runs.weights(workdir)
+    _, worker = runs.weights(workdir, os.path.join("worker_1", "checkpoints"))
+    assert chief.keys() == worker.keys()
+    for k in chief:
+      np.testing.assert_array_equal(chief[k], worker[k], err_msg=k)
+
+
+def test_keras_fit_engine_resumes_exactly_and_matches_the_runner(data, straight, tmp_path):
+  """train.py --engine=fit: the same step and data as the runner (equal weights), and a run
+  SIGTERMed after a BackupAndRestore backup resumes where the backup stands."""
+  cache, files = data
+  ref = str(tmp_path / "orbit")
+  _finish(_start("one", cache, files, ref))
+  straight_fit = str(tmp_path / "fit")
+  _finish(_start("one", cache, files, straight_fit, "--engine=fit"))
+  _, w_orbit = runs.weights(ref)
+  _, w_fit = runs.weights(straight_fit)
+  assert w_orbit.keys() == w_fit.keys()
+  for k in w_orbit:
+    np.testing.assert_allclose(w_fit[k], w_orbit[k], atol=1e-5, err_msg=k)
+
+  killed = str(tmp_path / "fit_killed")
+  procs = _start("one", cache, files, killed, "--engine=fit")
+  backup = os.path.join(killed, "backup", "chief")
+  t0 = time.time()
+  while not (os.path.isdir(backup) and tf.train.latest_checkpoint(backup)):
+    assert procs[0].poll() is None and time.time() - t0 < 300, procs[0].stdout.read()[-3000:]
+    time.sleep(0.05)
+  procs[0].send_signal(signal.SIGTERM)
+  procs[0].wait()
+  from lit_keras.training import keras_fit
+  resumed_from = keras_fit.backed_up_step(os.path.join(killed, "backup"))
+  assert 0 < resumed_from < TOTAL
+  _finish(_start("one", cache, files, killed, "--engine=fit"))
+  path, w_killed = runs.weights(killed)
+  assert path.endswith(f"ckpt-{TOTAL}")  # no step done twice (nor skipped)
+  assert w_killed.keys() == w_fit.keys()
+  for k in w_fit:  # the model and the optimizer's moments
+    np.testing.assert_allclose(w_killed[k], w_fit[k], atol=1e-5, err_msg=k)
