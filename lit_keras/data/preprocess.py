@@ -71,7 +71,7 @@ def central_crop_resize(image, size, crop_fraction=1.0):
   side = tf.cast(tf.cast(tf.minimum(h, w), tf.float32) * crop_fraction, tf.int32)
   side = tf.maximum(side, 1)
   image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
-  return resize(image, size)
+  return tf.ensure_shape(resize(image, size), [size, size, 3])
 
 
 def inception_crop(image, size, seed, area_range=(0.05, 1.0)):
@@ -84,7 +84,7 @@ def inception_crop(image, size, seed, area_range=(0.05, 1.0)):
       area_range=area_range, aspect_ratio_range=(3 / 4, 4 / 3), max_attempts=10,
       use_image_if_no_bounding_boxes=True)
   image = tf.slice(image, begin, crop)
-  return resize(image, size)
+  return tf.ensure_shape(resize(image, size), [size, size, 3])  # static: what a TPU needs
 
 
 def to_range(image, value_range):

@@ -4,6 +4,7 @@ import html
 import io
 
 import numpy as np
+import tensorflow as tf
 
 
 def confusion_matrix(labels, preds, num_classes):
@@ -38,7 +39,10 @@ def plot_confusion(cm, class_names, path, title="", max_classes=40):
   ax.set_title(title, fontsize=9)
   fig.colorbar(im, ax=ax, fraction=0.03)
   fig.tight_layout()
-  fig.savefig(path)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
+  with tf.io.gfile.GFile(path, "wb") as f:
+    f.write(buf.getvalue())
   plt.close(fig)
   return path
 
@@ -80,6 +84,6 @@ def retrieval_gallery(path, title, text_queries, images, image_emb, text_emb, im
     rows.append(f"<tr><td><img src='{_thumb(images[target])}'><br>"
                 f"<i>{html.escape(image_captions[target])}</i></td><td><ol>{items}</ol></td></tr>")
   rows.append("</table></body></html>")
-  with open(path, "w", encoding="utf-8") as f:
+  with tf.io.gfile.GFile(path, "w") as f:
     f.write("\n".join(rows))
   return path

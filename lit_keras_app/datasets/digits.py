@@ -12,7 +12,6 @@ import os
 
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 import tensorflow as tf
 import tf_keras
 
@@ -29,6 +28,8 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 def load(split, seed=0):
   """Returns (images float32 [n, 8, 8, 3] in [0, 1], labels int64 [n]) of "train" or "test"."""
+  # Imported here: scikit-learn takes a second to import, and only this function needs it.
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   if split not in ("train", "test"):
     raise ValueError(f"split must be 'train' or 'test', got {split!r}")
   d = load_digits()
@@ -80,7 +81,7 @@ def prepare(cache_dir):
 
 def build(out_dir, num_shards=2):
   """Writes the digits train/test splits as TFRecords (PNG images, all four captions each)."""
-  os.makedirs(out_dir, exist_ok=True)
+  tf.io.gfile.makedirs(out_dir)
   summary = {}
   for split in ("train", "test"):
     images, labels = load(split)
@@ -95,7 +96,7 @@ def build(out_dir, num_shards=2):
                                                          f"{split}/{n}", int(label)))
     for w, p in zip(writers, paths):
       w.close()
-      os.replace(p + ".tmp", p)
+      tf.io.gfile.rename(p + ".tmp", p, overwrite=True)
     summary[split] = len(labels)
   return summary
 

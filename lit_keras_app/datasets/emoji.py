@@ -12,6 +12,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 
 from lit_keras.data import records
 from lit_keras_app.datasets import base
@@ -84,7 +85,7 @@ def write_split(rows, out_dir, prefix, num_shards, workers):
 def write_subcategories(concepts, out_dir):
   """Writes `subcategories.txt` (label order) and returns {subcategory: label}."""
   names = sorted({c["subcategory"] for c in concepts})
-  with open(os.path.join(out_dir, "subcategories.txt"), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "subcategories.txt"), "w") as f:
     f.write("\n".join(names) + "\n")
   return {s: i for i, s in enumerate(names)}
 
@@ -94,9 +95,9 @@ def build(out_dir, cache_dir, google_dir=None, num_shards=4, workers=None):
   google_dir = google_dir or fetch_google(cache_dir)
   concepts = load_google(google_dir)
   train, held = concept_split(concepts)
-  os.makedirs(out_dir, exist_ok=True)
+  tf.io.gfile.makedirs(out_dir)
   label = write_subcategories(concepts, out_dir)
-  with open(os.path.join(out_dir, "split.json"), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "split.json"), "w") as f:
     json.dump({"train": sorted(train), "heldout": sorted(held), "seed": SPLIT_SEED,
                "heldout_fraction": HELDOUT_FRACTION}, f, indent=1)
   summary = {}
@@ -106,14 +107,14 @@ def build(out_dir, cache_dir, google_dir=None, num_shards=4, workers=None):
             for c in concepts if c["unified"] in ids]
     summary[f"google-{split}"] = write_split(rows, out_dir, f"google-{split}", num_shards,
                                              workers)
-  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
 
 
 def subcategories(data_dir):
   """The class names of the emoji labels (subcategories, '-' → ' '), in label order."""
-  with open(os.path.join(data_dir, "subcategories.txt"), encoding="utf-8") as f:
+  with tf.io.gfile.GFile(os.path.join(data_dir, "subcategories.txt"), "r") as f:
     return [line.strip().replace("-", " ") for line in f if line.strip()]
 
 
@@ -126,7 +127,7 @@ class GoogleEmoji(base.Dataset):
     build(data_dir, cache_dir)
 
   def is_built(self, data_dir):
-    return os.path.exists(os.path.join(data_dir, "summary.json"))
+    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
   def class_names(self, data_dir):
     return subcategories(data_dir)

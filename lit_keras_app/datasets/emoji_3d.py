@@ -8,6 +8,8 @@ ones — retrieval and zero-shot under a style the image tower never saw during 
 import json
 import os
 
+import tensorflow as tf
+
 from lit_keras_app.datasets import base
 from lit_keras_app.datasets import emoji
 from lit_keras_app.datasets import npm
@@ -44,7 +46,7 @@ def build(out_dir, cache_dir, google_dir=None, fluent_dir=None, num_shards=4, wo
                                        members=lambda n: n.endswith(".webp"))
   concepts = emoji.load_google(google_dir)
   train, held = emoji.concept_split(concepts)
-  os.makedirs(out_dir, exist_ok=True)
+  tf.io.gfile.makedirs(out_dir)
   label = emoji.write_subcategories(concepts, out_dir)
   images = fluent_3d_images(fluent_dir, concepts)
   summary = {}
@@ -53,7 +55,7 @@ def build(out_dir, cache_dir, google_dir=None, fluent_dir=None, num_shards=4, wo
              "label": label[c["subcategory"]], "id": c["unified"], "where": c["unified"]}
             for c in concepts if c["unified"] in ids and c["unified"] in images]
     summary[f"3d-{split}"] = emoji.write_split(rows, out_dir, f"3d-{split}", num_shards, workers)
-  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
 
@@ -67,7 +69,7 @@ class Emoji3D(base.Dataset):
     build(data_dir, cache_dir)
 
   def is_built(self, data_dir):
-    return os.path.exists(os.path.join(data_dir, "summary.json"))
+    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
   def class_names(self, data_dir):
     return emoji.subcategories(data_dir)

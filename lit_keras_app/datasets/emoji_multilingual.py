@@ -14,6 +14,7 @@ import json
 import os
 
 import sentencepiece as spm
+import tensorflow as tf
 
 from lit_keras.data import records
 from lit_keras_app.datasets import base
@@ -74,7 +75,7 @@ def build(out_dir, cache_dir, languages=LANGUAGES, google_dir=None, num_shards=4
         out += captions(*entry)
     return out
 
-  os.makedirs(out_dir, exist_ok=True)
+  tf.io.gfile.makedirs(out_dir)
   summary = {"languages": list(languages)}
   for prefix, langs, ids in (("multi-train", languages, train), ("en-train", ("en",), train)):
     rows = [{"image_path": by_id[u]["image_path"], "texts": texts(u, langs), "label": None,
@@ -87,10 +88,10 @@ def build(out_dir, cache_dir, languages=LANGUAGES, google_dir=None, num_shards=4
   summary["heldout"] = records.convert(rows, out_dir, "heldout", 1, 1)["written"]
   per_lang = {lang: {u: captions(*notes[lang][emoji_chars(u)]) for u in held_ids
                      if emoji_chars(u) in notes[lang]} for lang in languages}
-  with open(os.path.join(out_dir, "heldout.json"), "w", encoding="utf-8") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "heldout.json"), "w") as f:
     json.dump({"ids": held_ids, "captions": per_lang}, f, ensure_ascii=False, indent=1)
   summary["heldout_coverage"] = {lang: len(v) for lang, v in per_lang.items()}
-  with open(os.path.join(out_dir, "summary.json"), "w") as f:
+  with tf.io.gfile.GFile(os.path.join(out_dir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
   return summary
 
@@ -114,7 +115,7 @@ class MultilingualEmoji(base.Dataset):
     build(data_dir, cache_dir)
 
   def is_built(self, data_dir):
-    return os.path.exists(os.path.join(data_dir, "summary.json"))
+    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
 
 base.register(MultilingualEmoji())

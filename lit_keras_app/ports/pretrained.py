@@ -15,7 +15,10 @@ import importlib.util
 import json
 import os
 import shutil
+import tempfile
 import time
+
+import tensorflow as tf
 
 from official.nlp.configs import encoders
 
@@ -106,15 +109,27 @@ def export_paths(cache_dir=None):
 
 def _done(out_dir, sources):
   marker = os.path.join(out_dir, "DONE.json")
-  if not os.path.exists(marker):
+  if not tf.io.gfile.exists(marker):
     return False
-  with open(marker) as f:
+  with tf.io.gfile.GFile(marker, "r") as f:
     return json.load(f).get("sources") == sources
+
+
+def _copy_tree(src, dst, last):
+  """Copies a local directory tree to `dst` (any `tf.io.gfile` path), the file `last` last."""
+  for root, _, names in os.walk(src):
+    target = os.path.join(dst, os.path.relpath(root, src))
+    tf.io.gfile.makedirs(target)
+    for name in names:
+      if os.path.join(root, name) != os.path.join(src, last):
+        tf.io.gfile.copy(os.path.join(root, name), os.path.join(target, name), overwrite=True)
+  tf.io.gfile.copy(os.path.join(src, last), os.path.join(dst, last), overwrite=True)
 
 
 def _build(name, out_dir, write):
   """Shared build protocol: checked sources, skip if up to date, write into a temporary
-  directory, then an atomic rename — a half-built export is never taken for a finished one."""
+  directory, then an atomic rename (or, into a remote cache, a copy with the DONE.json marker
+  last) — a half-built export is never taken for a finished one."""
   files = source_files(name)
   sources = {os.path.basename(p): sha256(p) for p in files.values()}
   sources["format_version"] = FORMAT_VERSION[name]
@@ -122,15 +137,20 @@ def _build(name, out_dir, write):
     _log(f"{name}: up to date in {out_dir}")
     return out_dir
   t0 = time.time()
-  tmp = out_dir + ".tmp"
+  remote = "://" in out_dir
+  tmp = tempfile.mkdtemp() if remote else out_dir + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
   write(files, tmp)
   with open(os.path.join(tmp, "DONE.json"), "w") as f:
     json.dump({"sources": sources, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}, f, indent=2)
-  if os.path.exists(out_dir):
-    shutil.rmtree(out_dir)
-  os.replace(tmp, out_dir)
+  if tf.io.gfile.exists(out_dir):
+    tf.io.gfile.rmtree(out_dir)
+  if remote:  # no atomic rename across filesystems: DONE.json, the marker, arrives last
+    _copy_tree(tmp, out_dir, last="DONE.json")
+    shutil.rmtree(tmp)
+  else:
+    os.replace(tmp, out_dir)
   _log(f"{name}: done in {time.time() - t0:.0f}s → {out_dir}")
   return out_dir
 

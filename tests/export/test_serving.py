@@ -118,3 +118,44 @@ def test_sentencepiece_export_embeds_non_latin_text(tmp_path, image_module):
   assert proc.returncode == 0, proc.stderr[-3000:]
   np.testing.assert_allclose(np.load(tmp_path / "out.npy"), ref, atol=1e-5)
   assert len({tuple(r.round(4)) for r in ref}) == len(texts)  # distinct texts, distinct vectors
+
+
+KERAS3_CHILD = r"""
+import os, sys
+import numpy as np
+assert "TF_USE_LEGACY_KERAS" not in os.environ
+import keras  # Keras 3
+import tensorflow_text  # noqa: F401  (the tokenizer's ops)
+assert keras.__version__.startswith("3."), keras.__version__
+text = keras.layers.TFSMLayer(sys.argv[1], call_endpoint="embed_text")
+image = keras.layers.TFSMLayer(sys.argv[1], call_endpoint="embed_image_float")
+texts = keras.Input(shape=(), dtype="string")
+images = keras.Input(shape=(16, 16, 3))
+model = keras.Model([images, texts], [image(images)["embeddings"], text(texts)["embeddings"]])
+d = np.load(sys.argv[2])
+img, txt = model([d["images"], d["texts"]])
+np.savez(sys.argv[3], image=np.asarray(img), text=np.asarray(txt))
+"""
+
+
+def test_keras3_users_load_the_export_with_tfsmlayer(tmp_path, image_module, vocab_file):
+  """A Keras 3 model (no TF_USE_LEGACY_KERAS, fresh process) wraps the export's signatures with
+  `keras.layers.TFSMLayer` and computes what the model computes."""
+  tf_keras.utils.set_random_seed(1)
+  model = tiny_models.lit_model("Lu", image_module, vocab_file)
+  rng = np.random.default_rng(1)
+  images = rng.uniform(size=(3, 16, 16, 3)).astype(np.float32)
+  texts = np.array([b"a photo of a cat", b"the digit seven", b"espresso"])
+  model({"image": images, "text": tf.constant(texts)})
+  path = str(tmp_path / "export")
+  serving.export(model, path, 16)
+  np.savez(str(tmp_path / "in.npz"), images=images, texts=texts)
+  env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+  proc = subprocess.run([sys.executable, "-c", KERAS3_CHILD, path, str(tmp_path / "in.npz"),
+                         str(tmp_path / "out.npz")], env=env, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  got = np.load(tmp_path / "out.npz")
+  np.testing.assert_allclose(got["image"], model.encode_image(images).numpy(), atol=1e-5)
+  np.testing.assert_allclose(got["text"], model.encode_text(tf.constant(texts)).numpy(),
+                             atol=1e-5)

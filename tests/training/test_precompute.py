@@ -1,0 +1,63 @@
+"""Pre-computed image embeddings: on 4 replicas the same files as on one device (each image
+embedded once, by one replica), equal to the locked tower run directly; cached and resumable."""
+import io
+import json
+import os
+
+import numpy as np
+from PIL import Image
+import tensorflow as tf
+
+from lit_keras import towers
+from lit_keras.data import embeddings
+from lit_keras.data import pipeline
+from lit_keras.data import schema
+from lit_keras.training import task as task_lib
+
+
+def _png(rng):
+  buf = io.BytesIO()
+  Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(buf, format="PNG")
+  return buf.getvalue()
+
+
+def _set(tmp_path):
+  rng = np.random.default_rng(0)
+  for f in range(2):
+    with tf.io.TFRecordWriter(str(tmp_path / f"set-{f}.tfrecord")) as w:
+      for i in range(9):
+        data = b"broken" if i == 4 else _png(rng)  # dropped: no image format
+        w.write(schema.image_example(data, [f"caption {f} {i}", "second"], f"{f}/{i}", i % 3))
+  return str(tmp_path / "set-*.tfrecord")
+
+
+def _read(out_dir, dim):
+  ds = pipeline.eval_dataset(embeddings.pattern(out_dir), 64, 0, embedding_dim=dim)
+  rows = [(i.decode(), int(l), v) for b in ds
+          for i, l, v in zip(b["id"].numpy(), b["label"].numpy(), b["image"].numpy())]
+  return [r[0] for r in rows], [r[1] for r in rows], np.stack([r[2] for r in rows])
+
+
+def test_four_replicas_write_what_one_device_writes(tmp_path, image_module, mirrored_strategy):
+  files = _set(tmp_path)
+  source = embeddings.image_source(image_module, 16)
+  one_dir, dim, count = embeddings.precompute(task_lib.image_file_embedder(source, batch_size=4),
+                                              source, files, str(tmp_path / "one"))
+  four_dir, dim4, count4 = embeddings.precompute(
+      task_lib.image_file_embedder(source, mirrored_strategy, batch_size=2), source, files,
+      str(tmp_path / "four"))
+  assert (dim, count) == (dim4, count4) == (16, 16)  # 18 records, 2 without an image
+  ids, labels, vecs = _read(one_dir, dim)
+  ids4, labels4, vecs4 = _read(four_dir, dim)
+  assert ids == ids4 == [f"{f}/{i}" for f in range(2) for i in range(9) if i != 4]
+  assert labels == labels4
+  np.testing.assert_allclose(vecs4, vecs, atol=1e-6)
+  # The tower itself on the central crops (its own path, no pipeline of ours beyond decoding).
+  tower = towers.HubImageTower(image_module, image_size=16)
+  images = np.stack([b["image"].numpy() for b in pipeline.eval_dataset(files, 1, 16)])[:, 0]
+  np.testing.assert_allclose(vecs, tower(images).numpy(), atol=1e-5)
+  # Cached: a second call computes nothing and returns the same directory.
+  again = embeddings.precompute(lambda f: 1 / 0, source, files, str(tmp_path / "one"))
+  assert again == (one_dir, dim, count)
+  meta = json.load(open(os.path.join(one_dir, "meta.json")))
+  assert meta["count"] == 16 and meta["source"] == source
