@@ -152,12 +152,17 @@ def train(task, workdir, strategy):
   with strategy.scope():
     optimizer, image_optimizer = task.build_optimizers()
   step = optimizer.iterations
-  manager = _checkpoint_manager(checkpoint(model, optimizer, image_optimizer), workdir, strategy)
-  with strategy.scope():
-    manager.restore_or_initialize()
+  ckpt = checkpoint(model, optimizer, image_optimizer)
+  manager = _checkpoint_manager(ckpt, workdir, strategy)
+  # Every worker resumes from the chief's latest checkpoint (read once, before anything writes),
+  # never from its own private copy: a kill can land between the chief's and a worker's write.
+  latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
+  if latest:
+    with strategy.scope():
+      ckpt.restore(latest)
   start = int(step.numpy())
   if start:
-    logging.info("resumed from %s at step %d", manager.latest_checkpoint, start)
+    logging.info("resumed from %s at step %d", latest, start)
   with strategy.scope():
     model.compile(optimizer, loss=task.build_loss(), image_optimizer=image_optimizer,
                   clip_grad_norm=config.optim.get("clip_grad_norm"))
@@ -179,7 +184,7 @@ def train(task, workdir, strategy):
     controller = orbit.Controller(
         global_step=step, trainer=trainer, evaluator=evaluator, strategy=strategy,
         train_actions=[log, preemption], steps_per_loop=steps_per_loop,
-        checkpoint_manager=manager, summary_dir=summaries,
+        summary_dir=summaries,  # restore and saves are ours (above, and at the boundaries)
         eval_summary_dir=os.path.join(workdir, "eval") if chief else None)
     for boundary in runner.boundaries(start, config.total_steps,
                                       every=(config.checkpoint_every, config.get("eval_every")),

@@ -74,15 +74,20 @@ def _backward_ops(model, batch):
   """
   step = training.make_train_step(model, tf_keras.optimizers.SGD(0.1),
                                   losses.softmax_contrastive_loss)
-  graph = step.get_concrete_function(batch).graph
+  graph_def = step.get_concrete_function(batch).graph.as_graph_def()
+  # The replica step is a function called by the step, so its ops live in the graph's function
+  # library: walk the top-level graph and every function it (transitively) holds.
+  nodes = list(graph_def.node)
+  for fn in graph_def.library.function:
+    nodes.extend(fn.node_def)
   found = []
-  for op in graph.get_operations():
-    if op.name.startswith("gradient_tape/") and "image_tower/" in op.name:
-      found.append(op.name)
-    if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
-      fn = op.get_attr("f").name
-      if "__backward" in fn or ("image_tower/" in op.name and fn.startswith("__forward")):
-        found.append(f"{op.name}: {fn}")
+  for node in nodes:
+    if node.name.startswith("gradient_tape/") and "image_tower/" in node.name:
+      found.append(node.name)
+    if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
+      fn = node.attr["f"].func.name
+      if "__backward" in fn or ("image_tower/" in node.name and fn.startswith("__forward")):
+        found.append(f"{node.name}: {fn}")
   return found
 
 

@@ -66,8 +66,10 @@ def test_one_loop_of_k_steps_equals_k_single_steps(mirrored_strategy, image_modu
   np.testing.assert_allclose(history["loss"], ref_losses, rtol=1e-5)
   assert len(set(np.round(ref_losses, 5))) == STEPS  # the steps saw different batches
   assert len(model.trainable_variables) == len(ref.trainable_variables) > 0
+  # Float32 reassociation inside the loop differs by ~1e-6 across CPUs; one Adam step moves a
+  # weight by ~1e-2, so a skipped, repeated or reordered step is far outside this bound.
   for a, b in zip(model.trainable_variables, ref.trainable_variables):
-    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.name)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=2e-5, err_msg=a.name)
 
 
 def test_boundaries_fall_on_every_multiple():
