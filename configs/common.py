@@ -32,6 +32,9 @@ def base_config():
   c.dataset = ""            # a registered dataset (digits, emoji, ...) or "": your data.train
   c.loss = "softmax"        # softmax | sigmoid
   c.global_batch_loss = True  # False: the per-replica loss the paper compares against
+  c.loss_block_size = 0     # >0: the loss in blocks of this many columns, no [b, B] logits
+  c.chunk_size = 0          # >0: each replica's batch embedded this many rows at a time with
+                            # the exact global gradient (gradient caching; docs/training.md)
   c.deterministic = False
   c.mixed_precision = False  # bfloat16 compute; loss and temperature stay float32
   c.jit_compile = False     # XLA-compile the train step (docs/benchmarks.md: faster with the

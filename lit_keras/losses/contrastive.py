@@ -18,9 +18,15 @@ Distribution lives here and in the training step, nowhere else. The scheme, and 
   tower gradients, and the full loss on every replica multiplies the temperature gradient by R.
 
 Outside any strategy (or with one replica) the functions are the ordinary single-device losses.
-Set `global_batch=False` for the per-replica ("local") loss the paper compares against.
+Set `global_batch=False` for the per-replica ("local") loss the paper compares against, and
+`block_size=N` to compute the loss in blocks of N columns without the [b, B] logits matrix
+(`blocked.py`; the same values and gradients, far less memory at large batches).
 """
+import functools
+
 import tensorflow as tf
+
+from lit_keras.losses import blocked
 
 
 def _replica_gather(x, global_batch):
@@ -38,7 +44,8 @@ def _accuracy(logits, labels):
   return tf.reduce_mean(tf.cast(tf.equal(pred, labels), tf.float32))
 
 
-def softmax_contrastive_loss(zimg, ztxt, logit_scale, logit_bias=None, global_batch=True):
+def softmax_contrastive_loss(zimg, ztxt, logit_scale, logit_bias=None, global_batch=True,
+                             block_size=None):
   """½ (CE image→text + CE text→image) with logits = zimg·ztxtᵀ·scale, over the global batch.
 
   Args:
@@ -46,6 +53,7 @@ def softmax_contrastive_loss(zimg, ztxt, logit_scale, logit_bias=None, global_ba
     logit_scale: exp(t), the learned inverse temperature (scalar).
     logit_bias: ignored unless given (LiT's softmax loss has no bias); added to the logits.
     global_batch: score against all replicas' embeddings (True, LiT) or only the local ones.
+    block_size: None: form the [b, B] logits; N: in blocks of N columns (`blocked.py`).
 
   Returns:
     (loss, metrics): this replica's mean loss (scalar float32) and a dict of scalars:
@@ -56,29 +64,42 @@ def softmax_contrastive_loss(zimg, ztxt, logit_scale, logit_bias=None, global_ba
   all_img, offset = _replica_gather(zimg, global_batch)
   all_txt, _ = _replica_gather(ztxt, global_batch)
   labels = offset + tf.range(tf.shape(zimg)[0], dtype=tf.int32)
-  logits_i2t = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale
-  logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale
-  if logit_bias is not None:
-    logits_i2t += logit_bias
-    logits_t2i += logit_bias
-  ce = tf.nn.sparse_softmax_cross_entropy_with_logits
-  loss_i2t = tf.reduce_mean(ce(labels=labels, logits=logits_i2t))
-  loss_t2i = tf.reduce_mean(ce(labels=labels, logits=logits_t2i))
+  if block_size:
+    # CE = lse(row) − the matching logit; a constant bias cancels in the softmax.
+    matching = tf.reduce_sum(zimg * ztxt, axis=-1) * logit_scale
+    lse_i2t, pred_i2t = blocked.row_logsumexp(zimg, all_txt, logit_scale, 0.0, block_size)
+    lse_t2i, pred_t2i = blocked.row_logsumexp(ztxt, all_img, logit_scale, 0.0, block_size)
+    loss_i2t = tf.reduce_mean(lse_i2t - matching)
+    loss_t2i = tf.reduce_mean(lse_t2i - matching)
+    acc = lambda pred: tf.reduce_mean(tf.cast(tf.equal(pred, labels), tf.float32))
+    acc_i2t, acc_t2i = acc(pred_i2t), acc(pred_t2i)
+  else:
+    logits_i2t = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale
+    logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale
+    if logit_bias is not None:
+      logits_i2t += logit_bias
+      logits_t2i += logit_bias
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits
+    loss_i2t = tf.reduce_mean(ce(labels=labels, logits=logits_i2t))
+    loss_t2i = tf.reduce_mean(ce(labels=labels, logits=logits_t2i))
+    acc_i2t, acc_t2i = _accuracy(logits_i2t, labels), _accuracy(logits_t2i, labels)
   loss = 0.5 * (loss_i2t + loss_t2i)
   metrics = {
-      "i2t_acc": _accuracy(logits_i2t, labels),
-      "t2i_acc": _accuracy(logits_t2i, labels),
+      "i2t_acc": acc_i2t,
+      "t2i_acc": acc_t2i,
       "temperature": tf.convert_to_tensor(logit_scale, tf.float32),
   }
   return loss, metrics
 
 
-def sigmoid_contrastive_loss(zimg, ztxt, logit_scale, logit_bias, global_batch=True):
+def sigmoid_contrastive_loss(zimg, ztxt, logit_scale, logit_bias, global_batch=True,
+                             block_size=None):
   """SigLIP's pairwise sigmoid loss over the global batch.
 
   loss = −(1/B) Σ_ij log σ(y_ij · (scale · zimg_i·ztxt_j + bias)), y = +1 on matching pairs and
   −1 elsewhere, B the global batch. Each replica computes its rows' share, normalised so that the
-  mean over replicas is the one-device loss on the concatenated batch.
+  mean over replicas is the one-device loss on the concatenated batch. `block_size=N` sums the
+  pairs in blocks of N columns (`blocked.py`).
 
   Returns:
     (loss, metrics) as for `softmax_contrastive_loss`, plus "bias".
@@ -91,13 +112,24 @@ def sigmoid_contrastive_loss(zimg, ztxt, logit_scale, logit_bias, global_batch=T
   all_txt, _ = _replica_gather(ztxt, global_batch)
   b = tf.shape(zimg)[0]
   labels = offset + tf.range(b, dtype=tf.int32)
-  logits = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale + logit_bias
-  signs = 2.0 * tf.one_hot(labels, tf.shape(all_txt)[0], dtype=tf.float32) - 1.0
-  loss = -tf.reduce_sum(tf.math.log_sigmoid(signs * logits)) / tf.cast(b, tf.float32)
-  logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale + logit_bias
+  if block_size:
+    total, pred_i2t = blocked.log_sigmoid_sum(zimg, all_txt, logit_scale, logit_bias, labels,
+                                              block_size)
+    loss = -total / tf.cast(b, tf.float32)
+    # The t→i accuracy needs the row argmax of the other direction (no gradient).
+    _, pred_t2i = blocked.row_logsumexp(tf.stop_gradient(ztxt), tf.stop_gradient(all_img),
+                                        tf.stop_gradient(logit_scale), 0.0, block_size)
+    acc = lambda pred: tf.reduce_mean(tf.cast(tf.equal(pred, labels), tf.float32))
+    acc_i2t, acc_t2i = acc(pred_i2t), acc(pred_t2i)
+  else:
+    logits = tf.matmul(zimg, all_txt, transpose_b=True) * logit_scale + logit_bias
+    signs = 2.0 * tf.one_hot(labels, tf.shape(all_txt)[0], dtype=tf.float32) - 1.0
+    loss = -tf.reduce_sum(tf.math.log_sigmoid(signs * logits)) / tf.cast(b, tf.float32)
+    logits_t2i = tf.matmul(ztxt, all_img, transpose_b=True) * logit_scale + logit_bias
+    acc_i2t, acc_t2i = _accuracy(logits, labels), _accuracy(logits_t2i, labels)
   metrics = {
-      "i2t_acc": _accuracy(logits, labels),
-      "t2i_acc": _accuracy(logits_t2i, labels),
+      "i2t_acc": acc_i2t,
+      "t2i_acc": acc_t2i,
       "temperature": tf.convert_to_tensor(logit_scale, tf.float32),
       "bias": tf.convert_to_tensor(logit_bias, tf.float32),
   }
@@ -107,7 +139,12 @@ def sigmoid_contrastive_loss(zimg, ztxt, logit_scale, logit_bias, global_batch=T
 LOSSES = {"softmax": softmax_contrastive_loss, "sigmoid": sigmoid_contrastive_loss}
 
 
-def get_loss(name):
+def get_loss(name, block_size=None):
+  """The loss named `name` ("softmax" or "sigmoid"); with `block_size`, its blocked form."""
   if name not in LOSSES:
     raise ValueError(f"Unknown loss {name!r}; expected one of {sorted(LOSSES)}")
-  return LOSSES[name]
+  if block_size is not None and (isinstance(block_size, bool) or int(block_size) < 1):
+    raise ValueError(f"block_size must be a positive integer or None, got {block_size!r}")
+  if not block_size:
+    return LOSSES[name]
+  return functools.partial(LOSSES[name], block_size=int(block_size))

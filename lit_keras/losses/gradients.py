@@ -28,6 +28,12 @@ def global_mean(values):
   return {k: mean[i] for i, k in enumerate(names)}
 
 
+def num_replicas():
+  """The replica count of the current replica context (1 outside any strategy)."""
+  ctx = tf.distribute.get_replica_context()
+  return ctx.num_replicas_in_sync if ctx is not None else 1
+
+
 def global_gradients(compute, variables):
   """Gradients of the global-batch loss (see the module docstring).
 
@@ -40,13 +46,17 @@ def global_gradients(compute, variables):
     (variables, gradients, metrics): the variables that received a gradient, their gradients
     summed over replicas (dense), and the global metrics including "loss" and "grad_norm".
   """
-  ctx = tf.distribute.get_replica_context()
-  num_replicas = ctx.num_replicas_in_sync if ctx is not None else 1
   with tf.GradientTape(watch_accessed_variables=False) as tape:
     tape.watch(variables)
     loss, metrics = compute()
-    scaled_loss = loss / num_replicas
+    scaled_loss = loss / num_replicas()
   grads = tape.gradient(scaled_loss, variables)
+  return reduce_gradients(variables, grads, loss, metrics)
+
+
+def reduce_gradients(variables, grads, loss, metrics):
+  """This replica's gradients of its loss / replica count → (used variables, the gradients
+  summed over replicas, global metrics with "loss" and "grad_norm")."""
   # Variables that take no part in the loss (e.g. a hub BERT's pooler under mean pooling) get no
   # gradient and are left alone. Decided at trace time, so this costs nothing per step.
   unused = [v.name for v, g in zip(variables, grads) if g is None]
@@ -56,7 +66,8 @@ def global_gradients(compute, variables):
   pairs = [(v, _dense(g)) for v, g in zip(variables, grads) if g is not None]
   used = [v for v, _ in pairs]
   grads = [g for _, g in pairs]
-  if num_replicas > 1 and grads:
+  ctx = tf.distribute.get_replica_context()
+  if num_replicas() > 1 and grads:
     grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
   metrics = dict(metrics, loss=loss)
   metrics = global_mean(metrics)

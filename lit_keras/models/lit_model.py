@@ -10,6 +10,7 @@ from lit_keras import serialization
 from lit_keras.layers.logit_scale import LogitScale
 from lit_keras.layers.projection_head import ProjectionHead
 from lit_keras.losses import gradients
+from lit_keras.models import gradient_cache
 
 
 @serialization.register
@@ -100,7 +101,7 @@ class LiTModel(tf_keras.Model):
 
   # --- Training: the step shared by fit() and lit_keras' trainer -------------------------------
   def compile(self, optimizer="adam", loss="softmax", *, image_optimizer=None,
-              clip_grad_norm=None, global_batch=True, **kwargs):
+              clip_grad_norm=None, global_batch=True, chunk_size=None, **kwargs):
     """Configures training with a contrastive loss over the global batch.
 
     Args:
@@ -112,6 +113,11 @@ class LiTModel(tf_keras.Model):
         smaller learning rate for an unlocked image tower); None: one optimizer for everything.
       clip_grad_norm: clip the global gradient norm to this value.
       global_batch: False scores each replica's batch alone (the per-device loss).
+      chunk_size: embed each replica's batch this many rows at a time and back-propagate the
+        global loss through cached embedding gradients (`gradient_cache`): the same loss and
+        gradients as the whole batch at once, with one chunk's activations in memory. None: the
+        whole per-replica batch at once. Pair it with a blocked loss (`losses.get_loss(name,
+        block_size)`) so the logits do not dominate memory either.
       **kwargs: the rest of `tf_keras.Model.compile` (`steps_per_execution`, `jit_compile`, ...).
     """
     for unsupported in ("metrics", "loss_weights", "weighted_metrics"):
@@ -128,6 +134,9 @@ class LiTModel(tf_keras.Model):
     self.image_optimizer = (tf_keras.optimizers.get(image_optimizer)
                             if image_optimizer is not None else None)
     self.clip_grad_norm = clip_grad_norm
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+      raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+    self.chunk_size = int(chunk_size) if chunk_size else None
     # Every replica returns the same, already global, values: report one replica's.
     self.distribute_reduction_method = "first"
     with self.distribute_strategy.scope():
@@ -154,12 +163,16 @@ class LiTModel(tf_keras.Model):
 
   def train_step_values(self, data):
     """One optimisation step, in replica context: the exact gradient of the global-batch loss
-    (`losses.gradients.global_gradients`), optional clipping of its global norm, the
-    optimizer(s). Returns {name: global value}, the same on every replica."""
+    (`losses.gradients.global_gradients`, or in chunks: `gradient_cache`), optional clipping of
+    its global norm, the optimizer(s). Returns {name: global value}, the same on every replica."""
     image_ids = ({id(v) for v in self.image_tower.trainable_variables}
                  if self.image_optimizer is not None else set())
-    used, grads, values = gradients.global_gradients(
-        lambda: self._loss_and_metrics(data, training=True), self.trainable_variables)
+    if getattr(self, "chunk_size", None):
+      used, grads, values = gradient_cache.cached_gradients(
+          self, data, self.chunk_size, self.contrastive_loss, self.trainable_variables)
+    else:
+      used, grads, values = gradients.global_gradients(
+          lambda: self._loss_and_metrics(data, training=True), self.trainable_variables)
     if self.clip_grad_norm:
       grads, _ = tf.clip_by_global_norm(grads, self.clip_grad_norm, use_norm=values["grad_norm"])
     main = [(g, v) for g, v in zip(grads, used) if id(v) not in image_ids]

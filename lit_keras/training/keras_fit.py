@@ -65,6 +65,7 @@ def fit(task, workdir, strategy):
   with strategy.scope():
     model.compile(optimizer, loss=task.build_loss(), image_optimizer=image_optimizer,
                   clip_grad_norm=config.optim.get("clip_grad_norm"),
+                  chunk_size=config.get("chunk_size") or None,
                   steps_per_execution=per_execution,
                   jit_compile=bool(config.get("jit_compile", False)))
   step_lib.build_optimizers(model, optimizer, image_optimizer, strategy)

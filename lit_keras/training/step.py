@@ -42,7 +42,7 @@ def build_optimizers(model, optimizer, image_optimizer=None, strategy=None):
 
 
 def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=None,
-                    jit_compile=None, image_optimizer=None):
+                    jit_compile=None, image_optimizer=None, chunk_size=None):
   """Builds the distributed training step.
 
   Args:
@@ -55,6 +55,8 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
     jit_compile: XLA-compile the replica step (what a TPU always does).
     image_optimizer: a second optimizer for the image tower's variables (the paper's smaller
       learning rate for an unlocked image tower); None: one optimizer for everything.
+    chunk_size: compute each replica's gradients `chunk_size` rows at a time, exactly
+      (`LiTModel.compile`, `models.gradient_cache`); None: the whole batch at once.
 
   Returns:
     `train_step(batch)`: `batch` is a (distributed) `{"image", "text"}` dict; returns a dict of
@@ -66,7 +68,7 @@ def make_train_step(model, optimizer, loss_fn, strategy=None, clip_grad_norm=Non
                      "(under MirroredStrategy/TPUStrategy through strategy.run).")
   with strategy.scope():
     model.compile(optimizer, loss=loss_fn, image_optimizer=image_optimizer,
-                  clip_grad_norm=clip_grad_norm)
+                  clip_grad_norm=clip_grad_norm, chunk_size=chunk_size)
   build_optimizers(model, optimizer, image_optimizer, strategy)
   replica_step = tf.function(model.train_step_values, jit_compile=jit_compile)
 

@@ -64,7 +64,10 @@ class LiTTask:
     """Raises ValueError (or FileNotFoundError) naming the first bad field."""
     c = self.config
     img_state, txt_state = self.states
-    losses.get_loss(c.loss)
+    losses.get_loss(c.loss, c.get("loss_block_size") or None)
+    chunk = c.get("chunk_size") or 0
+    if chunk < 0:
+      raise ValueError(f"config.chunk_size={chunk} must be positive (or 0: no chunks)")
     if c.batch_size <= 0 or c.total_steps <= 0:
       raise ValueError("config.batch_size and config.total_steps must be positive")
     if c.batch_size % num_replicas:
@@ -203,8 +206,9 @@ class LiTTask:
 
   def build_loss(self):
     """`(zimg, ztxt, logit_scale, logit_bias) -> (loss, metrics)` over the global batch (or,
-    with `global_batch_loss=False`, each replica's own batch)."""
-    loss_fn = losses.get_loss(self.config.loss)
+    with `global_batch_loss=False`, each replica's own batch), in blocks of `loss_block_size`
+    columns when that is set."""
+    loss_fn = losses.get_loss(self.config.loss, self.config.get("loss_block_size") or None)
     if self.config.get("global_batch_loss", True) is False:
       return lambda *a: loss_fn(*a, global_batch=False)
     return loss_fn

@@ -165,7 +165,8 @@ def train(task, workdir, strategy):
     logging.info("resumed from %s at step %d", latest, start)
   with strategy.scope():
     model.compile(optimizer, loss=task.build_loss(), image_optimizer=image_optimizer,
-                  clip_grad_norm=config.optim.get("clip_grad_norm"))
+                  clip_grad_norm=config.optim.get("clip_grad_norm"),
+                  chunk_size=config.get("chunk_size") or None)
   step_lib.build_optimizers(model, optimizer, image_optimizer, strategy)
   unlock = _DelayedUnlock(config, model, start)
 

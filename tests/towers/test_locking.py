@@ -65,7 +65,7 @@ def test_locked_weights_bit_identical_after_steps(image_module, vocab_file, bert
                                                                heads_before))
 
 
-def _backward_ops(model, batch):
+def _backward_ops(model, batch, chunk_size=None):
   """The ops of the traced training step that belong to the image tower's backward pass.
 
   Ops of a Keras tower differentiated by the tape are named `gradient_tape/.../image_tower/...`;
@@ -73,7 +73,7 @@ def _backward_ops(model, batch):
   forward call switches to a `__forward_*` function that keeps the activations).
   """
   step = training.make_train_step(model, tf_keras.optimizers.SGD(0.1),
-                                  losses.softmax_contrastive_loss)
+                                  losses.softmax_contrastive_loss, chunk_size=chunk_size)
   graph_def = step.get_concrete_function(batch).graph.as_graph_def()
   # The replica step is a function called by the step, so its ops live in the graph's function
   # library: walk the top-level graph and every function it (transitively) holds.

@@ -35,7 +35,8 @@ def _model(strategy, image_module, vocab_file, seed):
   return model, optimizer
 
 
-@pytest.mark.parametrize("replicas", [1, 4])
+# 4 replicas: slow; the resume tests run multi-step loops on 2 × 2 replicas by default.
+@pytest.mark.parametrize("replicas", [1, pytest.param(4, marks=pytest.mark.slow)])
 def test_one_loop_of_k_steps_equals_k_single_steps(mirrored_strategy, image_module, vocab_file,
                                                    replicas):
   strategy = mirrored_strategy if replicas == 4 else tf.distribute.get_strategy()

@@ -28,8 +28,10 @@ def _shard(strategy, batch):
           lambda x: tf.constant(x[ctx.replica_id_in_sync_group * b:][:b]), batch))
 
 
-@pytest.mark.parametrize("setting,loss_name", [("Lu", "softmax"), ("uu", "sigmoid"),
-                                               ("Lu", "sigmoid"), ("uu", "softmax")])
+@pytest.mark.parametrize("setting,loss_name", [
+    ("Lu", "softmax"), ("uu", "sigmoid"),
+    pytest.param("Lu", "sigmoid", marks=pytest.mark.slow),
+    pytest.param("uu", "softmax", marks=pytest.mark.slow)])
 def test_four_replicas_equal_one_device(mirrored_strategy, image_module, vocab_file, setting,
                                         loss_name):
   loss_fn = losses.get_loss(loss_name)

@@ -46,7 +46,10 @@ def _shrunk(name, image_module, bert_pair, digits):
   return config
 
 
-@pytest.mark.parametrize("name", ["lit_b16_bert_base", "lit_bit_adafactor"])
+@pytest.mark.parametrize("name", [
+    "lit_b16_bert_base",
+    pytest.param("lit_bit_adafactor", marks=pytest.mark.slow),  # ~4 min on 2 cores
+])
 def test_every_accelerator_function_compiles(name, tmp_path, image_module, bert_pair, digits):
   config = _shrunk(name, image_module, bert_pair, digits)
   strategy = tf.distribute.get_strategy()
