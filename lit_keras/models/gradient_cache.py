@@ -43,8 +43,8 @@ def _slice_rows(data, start, size):
   """Rows [start, start + size) of every input (a static `size` keeps the shape static, as XLA
   needs)."""
   def one(x):
-    rank = x.shape.rank
-    return tf.slice(x, tf.stack([start] + [0] * (rank - 1)), tf.stack([size] + [-1] * (rank - 1)))
+    rest = [d if d is not None else -1 for d in x.shape[1:]]  # static sizes where known (XLA)
+    return tf.slice(x, tf.stack([start] + [0] * len(rest)), tf.stack([size] + rest))
   return tf.nest.map_structure(one, data)
 
 
@@ -71,20 +71,32 @@ def _for_each_chunk(data, chunk_size, step, state):
 
 def _map_chunks(fn, data, chunk_size, num_outputs):
   """fn(chunk) → `num_outputs` float32 tensors per chunk, concatenated back over the rows."""
-  rows = _rows(data)
-  n = (rows + chunk_size - 1) // chunk_size
-  arrays = [tf.TensorArray(tf.float32, size=n, infer_shape=False) for _ in range(num_outputs)]
-
   shapes = []  # each output's shape past the rows, seen when `fn` is traced
 
-  def write(i, chunk, arrays):
-    outs = fn(chunk)
-    shapes[:] = [o.shape[1:] for o in outs]
-    return [a.write(i, o) for a, o in zip(arrays, outs)]
+  def run(data, n, uniform):
+    arrays = [tf.TensorArray(tf.float32, size=n, infer_shape=uniform) for _ in range(num_outputs)]
 
-  outs = [a.concat() for a in _for_each_chunk(data, chunk_size, write, arrays)]
+    def write(i, chunk, arrays):
+      outs = fn(chunk)
+      shapes[:] = [o.shape[1:] for o in outs]
+      return [a.write(i, o) for a, o in zip(arrays, outs)]
+
+    return [a.concat() for a in _for_each_chunk(data, chunk_size, write, arrays)]
+
+  rows = _rows(data)
+  if isinstance(rows, int):
+    # Full chunks through the loop (equal shapes, as XLA's TensorArrays need), the rest after.
+    full, rest = divmod(rows, chunk_size)
+    parts = []
+    if full:
+      parts.append(run(_slice_rows(data, 0, full * chunk_size), full, True))
+    if rest:
+      parts.append(list(fn(_slice_rows(data, full * chunk_size, rest))))
+    outs = [tf.concat(list(x), axis=0) for x in zip(*parts)]
+  else:
+    outs = run(data, (rows + chunk_size - 1) // chunk_size, False)
   for o, shape in zip(outs, shapes):
-    o.set_shape(tf.TensorShape([None]).concatenate(shape))
+    o.set_shape(tf.TensorShape([rows if isinstance(rows, int) else None]).concatenate(shape))
   return outs
 
 

@@ -106,3 +106,23 @@ def test_a_batch_size_known_only_at_run_time_is_chunked_too(image_module, vocab_
   np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
   for v, b, g in zip(model.trainable_variables, before, ref_grads):
     np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
+
+
+def test_chunked_step_with_the_blocked_loss_compiles_with_xla(image_module, vocab_file):
+  """What a TPU runs: the chunked step (chunks of 3 of 8 rows, a smaller last one) with the
+  blocked loss under jit_compile=True applies the whole-batch gradient."""
+  batch = tiny_models.random_batch(8, vocab_file, seed=2)
+  ref = tiny_models.lit_model("Lu", image_module, vocab_file)
+  ref(batch)
+  ref_loss, ref_grads = _reference(ref, batch, losses.softmax_contrastive_loss)
+  model = tiny_models.lit_model("Lu", image_module, vocab_file, seed=3)
+  model(batch)
+  model.set_weights(ref.get_weights())
+  before = [v.numpy() for v in model.trainable_variables]
+  step = training.make_train_step(model, tf_keras.optimizers.SGD(1.0),
+                                  losses.get_loss("softmax", block_size=3), jit_compile=True,
+                                  chunk_size=3)
+  metrics = step(batch)
+  np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
+  for v, b, g in zip(model.trainable_variables, before, ref_grads):
+    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
