@@ -100,8 +100,10 @@ def test_train_pipeline_fixed_shapes_and_counted_drops(messy_shards, vocab_file)
     assert b["image"].shape == (4, 32, 32, 3)
     assert b["text"]["input_word_ids"].shape == (4, 16)
   counts = counter.counts()
-  # 3 bad images (zero bytes, random bytes, WebP) and 1 caption-less example per epoch.
-  assert counts["undecodable_image"] >= 3 and counts["undecodable_image"] % 3 == 0
+  # 3 bad images (zero bytes, random bytes, WebP) and 1 caption-less example per epoch; 24
+  # examples need several epochs, so each was met at least once. (The counts are a snapshot:
+  # the prefetching pipeline may be part-way through a further epoch when they are read.)
+  assert counts["undecodable_image"] >= 3
   assert counts["no_caption"] >= 1
 
 
