@@ -106,11 +106,11 @@ def load_legacy_state_dict(path):
   """Returns the file's object (usually an OrderedDict name → np.ndarray)."""
   storages = {}
   with open(path, "rb") as f:
-    header = [_RestrictedUnpickler(f, storages).load() for _ in range(3)]
-    magic, protocol, sys_info = header
+    magic = _RestrictedUnpickler(f, storages).load()
     if magic != MAGIC_NUMBER:
       raise ValueError(f"{path} is not a legacy PyTorch file (zip-format files are not supported "
                        "by this reader)")
+    protocol, sys_info = [_RestrictedUnpickler(f, storages).load() for _ in range(2)]
     if protocol != PROTOCOL_VERSION:
       raise ValueError(f"{path}: unsupported protocol version {protocol}")
     if not sys_info.get("little_endian", True):

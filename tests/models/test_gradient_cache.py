@@ -10,24 +10,11 @@ from lit_keras import losses
 from lit_keras import training
 from tests import tiny_models
 from tests.towers.test_locking import _backward_ops
+from tests.training.test_step import _one_device_reference as _reference
+from tests.training.test_step import GLOBAL_BATCH
+from tests.training.test_step import _shard
+from tests.training.test_step import assert_sgd_step_applied
 
-GLOBAL_BATCH = 16
-
-
-def _reference(model, batch, loss_fn):
-  """Loss and gradients on the whole global batch, by one plain GradientTape on one device."""
-  with tf.GradientTape() as tape:
-    loss, _ = training.compute_loss(model, batch, loss_fn)
-  grads = tape.gradient(loss, model.trainable_variables)
-  assert all(g is not None for g in grads)
-  return loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]
-
-
-def _shard(strategy, batch):
-  b = GLOBAL_BATCH // strategy.num_replicas_in_sync
-  return strategy.experimental_distribute_values_from_function(
-      lambda ctx: tf.nest.map_structure(
-          lambda x: tf.constant(x[ctx.replica_id_in_sync_group * b:][:b]), batch))
 
 
 # (replicas, setting, loss, block size, chunk): every setting and both losses on each layout,
@@ -62,12 +49,7 @@ def test_chunked_step_equals_the_whole_batch_gradient(mirrored_strategy, image_m
                                   chunk_size=chunk)
   metrics = step(dist_batch)
 
-  np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
-  assert len(ref_grads) == len(before) > 0
-  for v, b, g in zip(model.trainable_variables, before, ref_grads):
-    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
-  ref_norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in ref_grads))
-  np.testing.assert_allclose(metrics["grad_norm"].numpy(), ref_norm, rtol=1e-4)
+  assert_sgd_step_applied(model, before, metrics, ref_loss, ref_grads)
 
 
 def test_chunked_step_never_tapes_a_locked_tower(image_module, vocab_file):
@@ -103,9 +85,7 @@ def test_a_batch_size_known_only_at_run_time_is_chunked_too(image_module, vocab_
   spec = tf.nest.map_structure(lambda x: tf.TensorSpec([None] + list(x.shape[1:]), x.dtype),
                                batch)
   metrics = step.get_concrete_function(spec)(tf.nest.map_structure(tf.constant, batch))
-  np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
-  for v, b, g in zip(model.trainable_variables, before, ref_grads):
-    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
+  assert_sgd_step_applied(model, before, metrics, ref_loss, ref_grads)
 
 
 def test_chunked_step_with_the_blocked_loss_compiles_with_xla(image_module, vocab_file):
@@ -123,6 +103,7 @@ def test_chunked_step_with_the_blocked_loss_compiles_with_xla(image_module, voca
                                   losses.get_loss("softmax", block_size=3), jit_compile=True,
                                   chunk_size=3)
   metrics = step(batch)
+  # (Under XLA the gradient norm differs from the reference by ~3e-4 relative: not asserted.)
   np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
   for v, b, g in zip(model.trainable_variables, before, ref_grads):
     np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)

@@ -20,6 +20,18 @@ def _one_device_reference(model, batch, loss_fn):
   return loss.numpy(), [tf.convert_to_tensor(g).numpy() for g in grads]
 
 
+def assert_sgd_step_applied(model, before, metrics, ref_loss, ref_grads):
+  """After one SGD(lr=1) step: the reported loss is `ref_loss` (the true global loss, not a
+  multiple of it), every weight moved by minus its reference gradient, and the reported gradient
+  norm is the reference gradients' norm."""
+  np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
+  assert len(ref_grads) == len(before) > 0
+  for v, b, g in zip(model.trainable_variables, before, ref_grads):
+    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
+  ref_norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in ref_grads))
+  np.testing.assert_allclose(metrics["grad_norm"].numpy(), ref_norm, rtol=1e-4)
+
+
 def _shard(strategy, batch):
   n = strategy.num_replicas_in_sync
   b = GLOBAL_BATCH // n
@@ -54,13 +66,7 @@ def test_four_replicas_equal_one_device(mirrored_strategy, image_module, vocab_f
   step = training.make_train_step(model, optimizer, loss_fn, strategy)
   metrics = step(dist_batch)
 
-  # The reported loss is the true global loss, not a multiple of it.
-  np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, rtol=1e-5)
-  assert len(ref_grads) == len(before) > 0
-  for v, b, g in zip(model.trainable_variables, before, ref_grads):
-    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5, rtol=1e-4, err_msg=v.name)
-  ref_norm = np.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in ref_grads))
-  np.testing.assert_allclose(metrics["grad_norm"].numpy(), ref_norm, rtol=1e-4)
+  assert_sgd_step_applied(model, before, metrics, ref_loss, ref_grads)
 
 
 @pytest.mark.parametrize("setting,jit_compile", [("Lu", None), ("Lu", True), ("uu", True)])

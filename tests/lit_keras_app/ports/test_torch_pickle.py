@@ -84,5 +84,5 @@ def test_rejects_truncated_and_foreign_files(tmp_path):
   with pytest.raises(ValueError, match="truncated"):
     torch_pickle.load_legacy_state_dict(str(tmp_path / "trunc.pth"))
   (tmp_path / "zip.pth").write_bytes(pickle.dumps(123))
-  with pytest.raises(Exception):
+  with pytest.raises(ValueError, match="not a legacy PyTorch file"):
     torch_pickle.load_legacy_state_dict(str(tmp_path / "zip.pth"))
