@@ -178,12 +178,11 @@ def cached_gradients(model, data, chunk_size, loss_fn, variables):
   dzimg, dztxt, *dscale = tape.gradient(scaled_loss, [zimg, ztxt] + scale_vars)
   # 3. Re-run each chunk under a tape and back-propagate the cached embedding gradients.
   grad_of = {id(v): g for v, g in zip(scale_vars, dscale) if g is not None}
-  tower_vars = [v for v in variables if id(v) not in {id(s) for s in scale_vars}]
   got_gradient = {}
   for side, x, feats, dz in ((sides[0], inputs[0], img_feats, dzimg),
                              (sides[1], inputs[1], txt_feats, dztxt)):
-    watched = [v for v in tower_vars
-               if any(v is w for w in side.tower.trainable_variables + side.head.trainable_variables)]
+    mine = {id(w) for w in side.tower.trainable_variables + side.head.trainable_variables}
+    watched = [v for v in variables if id(v) in mine]
     if not watched:
       continue
     source = feats[0] if side.keep_features else x
