@@ -51,6 +51,8 @@ def base_config():
   c.data.skip_corrupt = False
   c.data.num_streams = 0    # data split into this many streams (0: one per replica); a multiple
                             # of every replica count you use gives them identical batches
+  c.data.epoch_batches = False  # True: no batch spans two epochs (none holds an example twice;
+                                # each epoch's remainder is dropped)
 
   c.image = ml_collections.ConfigDict()
   c.image.handle = ""       # TF-Hub handle / Kaggle URL / local SavedModel

@@ -117,7 +117,7 @@ def _checked(example_seed, record, embedding_dim):
 
 def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_step=0,
            embedding_dim=None, shuffle_buffer=10_000, cycle_length=16, skip_corrupt=False,
-           drop_counter=None):
+           drop_counter=None, epoch_batches=False):
   """Training stream `index` of `num_streams`: its share of the data, shuffled, filtered,
   positioned at `start_step`, prepared and batched (`stream_batch` examples a step).
 
@@ -126,21 +126,34 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
   `index::num_streams`). Unusable records are dropped (and counted) *before* the position is
   skipped to, and skipped records are parsed but not decoded, so a resumed stream continues
   exactly where the straight one would be.
+
+  By default the data repeats before the example shuffle, so the shuffle buffer mixes epochs
+  and a batch can hold an example twice when the buffer is larger than the data. With
+  `epoch_batches`, each epoch of the stream is shuffled (within `shuffle_buffer`) and cut into
+  batches on its own, its remainder dropped: no batch spans two epochs, none holds an example
+  twice, and a batch as large as the stream's usable examples is the whole stream each step.
   """
   own = files[index::num_streams] if len(files) >= num_streams else files
   ds = tf.data.Dataset.from_tensor_slices(own)
-  ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True).repeat()
+  ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True)
+  if not epoch_batches:
+    ds = ds.repeat()
   ds = ds.interleave(_read(skip_corrupt), cycle_length=cycle_length, block_length=1,
                      num_parallel_calls=AUTOTUNE, deterministic=True)
   if len(files) < num_streams:
     ds = ds.shard(num_streams, index)
+  counter = drop_counter or DropCounter()
+  if epoch_batches:
+    ds = ds.filter(lambda r: counter.keep(_checked(0, r, embedding_dim)))
   ds = ds.shuffle(shuffle_buffer, seed=seed + index, reshuffle_each_iteration=True)
+  if epoch_batches:
+    ds = ds.batch(stream_batch, drop_remainder=True).repeat().unbatch()
   # A distinct stateless seed per example: its position in this stream's shuffled order.
   ds = ds.enumerate().map(
       lambda i, r: (tf.stack([tf.cast(seed, tf.int64), i * num_streams + index]), r))
-  counter = drop_counter or DropCounter()
   ds = ds.map(lambda s, r: _checked(s, r, embedding_dim), num_parallel_calls=AUTOTUNE)
-  ds = ds.filter(counter.keep)
+  if not epoch_batches:
+    ds = ds.filter(counter.keep)
   if start_step:
     ds = ds.skip(start_step * stream_batch)
   ds = ds.map(lambda x: prepare(x["seed"], x["example"]), num_parallel_calls=AUTOTUNE)
@@ -150,7 +163,7 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
 def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_context=None,
                   seed=0, value_range=(0.0, 1.0), shuffle_buffer=10_000, cycle_length=16,
                   skip_corrupt=False, embedding_dim=None, drop_counter=None, augment=True,
-                  crop_fraction=1.0, num_streams=None, start_step=0):
+                  crop_fraction=1.0, num_streams=None, start_step=0, epoch_batches=False):
   """Infinite training batches `{"image": float [b, s, s, 3], "text": tokens or strings}`.
 
   The data is split into `num_streams` streams (`stream`); with R replicas in all, replica r
@@ -178,6 +191,8 @@ def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_
     num_streams: how many streams the data is split into (default: one per replica); a multiple
       of every replica count you will train with makes their batches identical.
     start_step: position every stream at this training step (resume).
+    epoch_batches: no batch spans two epochs of a stream, so none holds an example twice
+      (`stream`); the rest of each epoch that does not fill a batch is dropped.
   """
   files = list_files(file_pattern)
   ctx = input_context or tf.distribute.InputContext()
@@ -212,7 +227,8 @@ def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_
     parts = [stream(files, replica * per_replica_streams + j, num_streams, stream_batch, prepare,
                     seed=seed, start_step=start_step, embedding_dim=embedding_dim,
                     shuffle_buffer=max(shuffle_buffer // num_streams, 1),
-                    cycle_length=cycle_length, skip_corrupt=skip_corrupt, drop_counter=counter)
+                    cycle_length=cycle_length, skip_corrupt=skip_corrupt, drop_counter=counter,
+                    epoch_batches=epoch_batches)
              for j in range(per_replica_streams)]
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.zip(tuple(parts)).map(
         lambda *b: tf.nest.map_structure(lambda *x: tf.concat(x, 0), *b))

@@ -242,7 +242,8 @@ class LiTTask:
         skip_corrupt=c.data.get("skip_corrupt", False),
         shuffle_buffer=c.data.get("shuffle_buffer", 10_000),
         augment=c.data.get("augment", True), crop_fraction=c.data.get("crop_fraction", 1.0),
-        num_streams=c.data.get("num_streams") or None, start_step=start_step)
+        num_streams=c.data.get("num_streams") or None, start_step=start_step,
+        epoch_batches=c.data.get("epoch_batches", False))
 
   def eval_specs(self, during_training=False):
     """The config's evaluator specs ({name: dict}); with `during_training`, only those that run

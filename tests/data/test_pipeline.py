@@ -253,3 +253,46 @@ def test_streams_must_fit_the_replicas(messy_shards):
                                    num_replicas_in_sync=4)
   with pytest.raises(ValueError, match="multiple of the 4 replicas"):
     pipeline.train_dataset(messy_shards, 2, 8, input_context=ctx, num_streams=6)
+
+
+@pytest.fixture
+def numbered_shards(tmp_path):
+  """23 usable examples with one caption each ("example i") and 3 the pipeline drops, over 2
+  shards."""
+  buf = io.BytesIO()
+  Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, format="PNG")
+  png = buf.getvalue()
+  examples = [schema.image_example(png, [f"example {i}"], f"ex{i}") for i in range(23)]
+  examples += [schema.image_example(b"not an image", ["dropped"], "bad"),
+               schema.image_example(png, [""], "no_caption"),
+               schema.image_example(b"", ["dropped too"], "empty")]
+  order = np.random.default_rng(0).permutation(len(examples))
+  examples = [examples[i] for i in order]
+  return [_write(tmp_path / "a.tfrecord", examples[:13]),
+          _write(tmp_path / "b.tfrecord", examples[13:])]
+
+
+def _caption_batches(files, batch, steps, start_step=0, **kw):
+  ds = pipeline.train_dataset(files, batch, 8, seed=3, shuffle_buffer=100, cycle_length=2,
+                              start_step=start_step, **kw)
+  return [b["text"].numpy().tolist() for b in ds.take(steps)]
+
+
+def test_epoch_batches_never_repeat_an_example_in_a_batch(numbered_shards):
+  """epoch_batches: 23 usable examples in batches of 5 → 4 batches an epoch, 20 distinct
+  examples, the 3 left over dropped; epochs reshuffled; a resumed stream continues exactly. A
+  batch of 23 is the whole data every step. The default (the shuffle buffer mixes epochs) does
+  put an example twice in a batch with this data."""
+  usable = {f"example {i}".encode() for i in range(23)}
+  batches = _caption_batches(numbered_shards, 5, 12, epoch_batches=True)
+  for b in batches:
+    assert len(set(b)) == 5 and set(b) <= usable, b
+  epochs = [sum(batches[e * 4:(e + 1) * 4], []) for e in range(3)]
+  for e in epochs:
+    assert len(set(e)) == 20, e
+  assert epochs[0] != epochs[1] and epochs[1] != epochs[2]  # reshuffled every epoch
+  assert _caption_batches(numbered_shards, 5, 6, start_step=6, epoch_batches=True) == batches[6:]
+  for b in _caption_batches(numbered_shards, 23, 3, epoch_batches=True):
+    assert sorted(b) == sorted(usable)
+  mixed = _caption_batches(numbered_shards, 5, 12)
+  assert any(len(set(b)) < 5 for b in mixed)
