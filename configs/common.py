@@ -35,6 +35,8 @@ def base_config():
   c.loss_block_size = 0     # >0: the loss in blocks of this many columns, no [b, B] logits
   c.chunk_size = 0          # >0: each replica's batch embedded this many rows at a time with
                             # the exact global gradient (gradient caching; docs/training.md)
+  c.recompute = False       # from-scratch towers recompute each transformer block's forward
+                            # pass in backprop instead of keeping its activations
   c.deterministic = False
   c.mixed_precision = False  # bfloat16 compute; loss and temperature stay float32
   c.jit_compile = False     # XLA-compile the train step (docs/benchmarks.md: faster with the

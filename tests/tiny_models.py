@@ -62,33 +62,35 @@ def build_bert_pair(export_dir, vocab_file, seq_length=16, seed=0):
                                        do_lower_case=True, seq_length=seq_length)
 
 
-def scratch_text_tower(vocab_file, seq_length=16, name="text_tower"):
+def scratch_text_tower(vocab_file, seq_length=16, name="text_tower", num_layers=1,
+                       recompute=False):
   from lit_keras import towers  # pylint: disable=g-import-not-at-top
   tok = towers.WordPieceTokenizer(vocab_file, seq_length=seq_length)
-  return towers.BertTextTower(tok, hidden_size=16, num_layers=1, num_heads=2, inner_dim=32,
+  return towers.BertTextTower(tok, hidden_size=16, num_layers=num_layers, num_heads=2,
+                              inner_dim=32, recompute=recompute, name=name)
+
+
+def scratch_image_tower(name="image_tower", num_layers=1, recompute=False):
+  from lit_keras import towers  # pylint: disable=g-import-not-at-top
+  return towers.ViTImageTower(image_size=IMAGE_SIZE, patch_size=4, hidden_size=16,
+                              num_layers=num_layers, num_heads=2, mlp_dim=32, recompute=recompute,
                               name=name)
 
 
-def scratch_image_tower(name="image_tower"):
-  from lit_keras import towers  # pylint: disable=g-import-not-at-top
-  return towers.ViTImageTower(image_size=IMAGE_SIZE, patch_size=4, hidden_size=16, num_layers=1,
-                              num_heads=2, mlp_dim=32, name=name)
-
-
 def lit_model(setting, image_module, vocab_file, bert_pair=None, use_bias=False, seed=0,
-              embed_dim=8):
+              embed_dim=8, num_layers=1, recompute=False):
   """A tiny LiTModel for a two-letter setting: hub towers for L/U, scratch towers for u."""
   from lit_keras import towers  # pylint: disable=g-import-not-at-top
   from lit_keras.models import LiTModel  # pylint: disable=g-import-not-at-top
   tf_keras.utils.set_random_seed(seed)
   img_state, txt_state = towers.parse_setting(setting)
   if img_state == "u":
-    image_tower = scratch_image_tower()
+    image_tower = scratch_image_tower(num_layers=num_layers, recompute=recompute)
   else:
     image_tower = towers.HubImageTower(image_module, state=img_state, image_size=IMAGE_SIZE,
                                        name="image_tower")
   if txt_state == "u":
-    text_tower = scratch_text_tower(vocab_file)
+    text_tower = scratch_text_tower(vocab_file, num_layers=num_layers, recompute=recompute)
   else:
     text_tower = towers.HubBertTextTower(*bert_pair, state=txt_state, pooling="mean",
                                          name="text_tower")

@@ -6,6 +6,7 @@ import tf_keras
 from lit_keras import serialization
 from lit_keras.data import preprocess
 from lit_keras.towers import base
+from lit_keras.towers import recompute as recompute_lib
 
 
 @serialization.register
@@ -65,13 +66,15 @@ class ViTImageTower(base.Tower):
     pooler: "token" or "gap".
     value_range: (low, high) the network sees its pixels in (input is [0, 1]).
     dropout_rate: dropout in the transformer.
+    recompute: recompute each transformer block's forward pass during backprop instead of
+      keeping its activations (`lit_keras.towers.recompute`; needs `dropout_rate=0`).
   """
 
   allowed_states = (base.SCRATCH,)
 
   def __init__(self, image_size=224, patch_size=16, hidden_size=768, num_layers=12, num_heads=12,
                mlp_dim=3072, pooler="token", value_range=(-1.0, 1.0), dropout_rate=0.0,
-               state=base.SCRATCH, **kwargs):
+               recompute=False, state=base.SCRATCH, **kwargs):
     super().__init__(state=state, **kwargs)
     from official.vision.modeling.backbones import vit  # pylint: disable=g-import-not-at-top
     self.image_size = int(image_size)
@@ -91,6 +94,10 @@ class ViTImageTower(base.Tower):
         input_specs=tf_keras.layers.InputSpec(shape=[None, self.image_size, self.image_size, 3]),
         patch_size=self.patch_size, hidden_size=self.hidden_size, pooler=pooler,
         output_encoded_tokens=False)
+    self.recompute = bool(recompute)
+    if self.recompute:
+      encoder, = [l for l in self.backbone.layers if isinstance(l, vit.Encoder)]
+      recompute_lib.recompute_blocks(encoder._encoder_layers, self.dropout_rate, self.name)  # pylint: disable=protected-access
 
   def encode(self, images, training=None):
     images = preprocess.to_range(tf.cast(images, tf.float32), self.value_range)
@@ -102,5 +109,6 @@ class ViTImageTower(base.Tower):
     config.update(image_size=self.image_size, patch_size=self.patch_size,
                   hidden_size=self.hidden_size, num_layers=self.num_layers,
                   num_heads=self.num_heads, mlp_dim=self.mlp_dim, pooler=self.pooler,
-                  value_range=list(self.value_range), dropout_rate=self.dropout_rate)
+                  value_range=list(self.value_range), dropout_rate=self.dropout_rate,
+                  recompute=self.recompute)
     return config

@@ -8,6 +8,7 @@ from official.nlp.modeling import networks
 from lit_keras import serialization
 from lit_keras.data import preprocess
 from lit_keras.towers import base
+from lit_keras.towers import recompute as recompute_lib
 
 BERT_INPUT_KEYS = ("input_word_ids", "input_mask", "input_type_ids")
 POOLINGS = ("pooled", "cls", "mean")
@@ -127,13 +128,15 @@ class BertTextTower(TextTower):
     pooling: "cls" (default), "mean" or "pooled" (BERT's tanh pooler on [CLS]).
     dropout_rate: dropout inside the encoder.
     inner_activation: activation of the feed-forward layers.
+    recompute: recompute each transformer block's forward pass during backprop instead of
+      keeping its activations (`lit_keras.towers.recompute`; needs `dropout_rate=0`).
   """
 
   allowed_states = (base.SCRATCH,)
 
   def __init__(self, tokenizer, hidden_size=256, num_layers=4, num_heads=4, inner_dim=1024,
-               pooling="cls", dropout_rate=0.0, inner_activation="gelu", state=base.SCRATCH,
-               **kwargs):
+               pooling="cls", dropout_rate=0.0, inner_activation="gelu", recompute=False,
+               state=base.SCRATCH, **kwargs):
     super().__init__(state=state, **kwargs)
     if isinstance(tokenizer, dict):
       tokenizer = tf_keras.layers.deserialize(tokenizer)
@@ -155,6 +158,9 @@ class BertTextTower(TextTower):
     if self.pooling != "pooled":
       # The tanh pooler is not part of the output: keep its weights out of the optimizer.
       self.encoder.pooler_layer.trainable = False
+    self.recompute = bool(recompute)
+    if self.recompute:
+      recompute_lib.recompute_blocks(self.encoder.transformer_layers, self.dropout_rate, self.name)
 
   def tokenize(self, strings):
     return self.tokenizer(strings)
@@ -168,5 +174,6 @@ class BertTextTower(TextTower):
     config.update(tokenizer=tf_keras.layers.serialize(self.tokenizer),
                   hidden_size=self.hidden_size, num_layers=self.num_layers,
                   num_heads=self.num_heads, inner_dim=self.inner_dim, pooling=self.pooling,
-                  dropout_rate=self.dropout_rate, inner_activation=self.inner_activation)
+                  dropout_rate=self.dropout_rate, inner_activation=self.inner_activation,
+                  recompute=self.recompute)
     return config

@@ -68,6 +68,9 @@ class LiTTask:
     chunk = c.get("chunk_size") or 0
     if chunk < 0:
       raise ValueError(f"config.chunk_size={chunk} must be positive (or 0: no chunks)")
+    if c.get("recompute") and towers.SCRATCH not in (img_state, txt_state):
+      raise ValueError(f"config.recompute applies to towers trained from scratch (a 'u' in the "
+                       f"setting); {c.setting!r} has none (a TF-Hub tower is one opaque call)")
     if c.batch_size <= 0 or c.total_steps <= 0:
       raise ValueError("config.batch_size and config.total_steps must be positive")
     if c.batch_size % num_replicas:
@@ -131,7 +134,8 @@ class LiTTask:
     c = self.config.image
     state = state or self.states[0]
     if state == towers.SCRATCH:
-      return towers.ViTImageTower(image_size=c.image_size, name="image_tower", **c.vit)
+      return towers.ViTImageTower(image_size=c.image_size, name="image_tower",
+                                  recompute=self.config.get("recompute", False), **c.vit)
     return towers.HubImageTower(c.handle, state=state, image_size=c.image_size,
                                 value_range=tuple(c.value_range),
                                 output_key=c.get("output_key") or None, name="image_tower")
@@ -150,7 +154,8 @@ class LiTTask:
     state = state or self.states[1]
     if state == towers.SCRATCH:
       return towers.BertTextTower(self.build_tokenizer(), pooling=c.get("scratch_pooling", "cls"),
-                                  name="text_tower", **c.bert)
+                                  name="text_tower", recompute=self.config.get("recompute", False),
+                                  **c.bert)
     return towers.HubBertTextTower(c.preprocess, c.encoder, state=state, pooling=c.pooling,
                                    seq_length=c.seq_length, name="text_tower")
 
