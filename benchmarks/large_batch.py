@@ -11,6 +11,9 @@ passes --limit_gb is killed and reported as such (the machine has 24 GB).
       --out benchmarks/results/large_batch_Lu.jsonl
   python benchmarks/large_batch.py --setting LU --batches 1024,4096 --chunk 256 \
       --out benchmarks/results/large_batch_LU.jsonl
+
+Modes: `whole`, `chunked`, and either with `+recompute` (`config.recompute`: the from-scratch
+towers recompute each transformer block in backprop), e.g. `--modes whole,whole+recompute`.
 """
 import argparse
 import json
@@ -45,8 +48,13 @@ def run_point(config, setting, batch, mode, chunk, block, steps, limit_gb):
          f"--config.total_steps={steps}", "--config.steps_per_loop=1", "--config.log_every=1",
          f"--config.checkpoint_every={steps}", "--config.eval_every=0",
          "--config.optim.warmup_steps=1"]
-  if mode == "chunked":
+  base, _, extra = mode.partition("+")
+  if base not in ("whole", "chunked") or extra not in ("", "recompute"):
+    raise ValueError(f"unknown mode {mode!r}")
+  if base == "chunked":
     cmd += [f"--config.chunk_size={chunk}", f"--config.loss_block_size={block}"]
+  if extra:
+    cmd += ["--config.recompute=True"]
   env = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
   t0 = time.time()
   proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -71,9 +79,9 @@ def run_point(config, setting, batch, mode, chunk, block, steps, limit_gb):
   proc.returncode = returncode
   reader.join()
   rates = [float(m.group(2)) for m in map(EX_PER_S.search, lines) if m and int(m.group(1)) > 1]
-  return {"setting": setting, "batch": batch, "mode": mode,
-          "chunk_size": chunk if mode == "chunked" else None,
-          "loss_block_size": block if mode == "chunked" else None,
+  return {"setting": setting, "batch": batch, "mode": base, "recompute": bool(extra),
+          "chunk_size": chunk if base == "chunked" else None,
+          "loss_block_size": block if base == "chunked" else None,
           "returncode": returncode, "killed_over_gb": limit_gb if killed else None,
           "peak_rss_gb": round(usage.ru_maxrss / 2**20, 2),
           "examples_per_s": statistics.median(rates) if rates else None,
