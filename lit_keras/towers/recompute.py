@@ -17,6 +17,10 @@ import tensorflow as tf
 def recompute_blocks(blocks, dropout_rate=0.0, owner="tower"):
   """Makes each Keras layer in `blocks` recompute its forward pass during backprop.
 
+  Each block's class becomes a subclass of its own (same name) whose `call` is the original one
+  under `tf.recompute_grad`: a method, so Keras' call conventions and SavedModel tracing see an
+  ordinary layer.
+
   Args:
     blocks: the transformer blocks (Keras layers, already built) to wrap.
     dropout_rate: the blocks' dropout; must be 0 (checked here, with `owner` named).
@@ -26,21 +30,30 @@ def recompute_blocks(blocks, dropout_rate=0.0, owner="tower"):
     raise ValueError(f"{owner}: recompute=True needs dropout_rate=0 (the recomputed forward pass "
                      f"would draw other dropout masks than the first, got {dropout_rate})")
   for block in blocks:
-    block.call = _recomputed(block.call)
+    block.__class__ = _recomputing(type(block))
 
 
-def _recomputed(call):
-  """`call(inputs, **kwargs)` with `tf.recompute_grad` over the inputs' tensors. The keyword
-  arguments (`training`, `output_range`) are Python values fixed at trace time: they are closed
+_SUBCLASSES = {}
+
+
+def _recomputing(cls):
+  """`cls` with `call(inputs, ...)` under `tf.recompute_grad` over the inputs' tensors. The other
+  arguments (`output_range`, `training`) are Python values fixed at trace time: they are closed
   over, as `tf.custom_gradient` takes positional tensors only in graph mode."""
+  if getattr(cls, "recomputes", False):
+    return cls
+  if cls not in _SUBCLASSES:
 
-  @tf.autograph.experimental.do_not_convert
-  def wrapped(inputs, **kwargs):
-    structure = inputs
+    def call(self, inputs, *args, **kwargs):
+      plain = super(sub, self).call
 
-    def forward(*flat):
-      return call(tf.nest.pack_sequence_as(structure, list(flat)), **kwargs)
+      def forward(*flat):
+        return plain(tf.nest.pack_sequence_as(inputs, list(flat)), *args, **kwargs)
 
-    return tf.recompute_grad(forward)(*tf.nest.flatten(inputs))
+      return tf.recompute_grad(forward)(*tf.nest.flatten(inputs))
 
-  return wrapped
+    sub = type(cls.__name__, (cls,), {"call": call, "recomputes": True,
+                                      "__module__": cls.__module__,
+                                      "__doc__": f"{cls.__name__}, recomputed in backprop."})
+    _SUBCLASSES[cls] = sub
+  return _SUBCLASSES[cls]

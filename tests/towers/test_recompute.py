@@ -1,5 +1,6 @@
 """Recomputed transformer blocks: the same gradients as the plain towers (one device, 4 replicas,
-chunked, XLA), the forward pass really run again in backprop, and the option validated."""
+chunked, XLA), the forward pass really run again in backprop, the export serving the plain
+embeddings, and the option validated."""
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,7 +22,8 @@ LAYERS = 2
 # (replicas, loss, chunk size, XLA)
 @pytest.mark.parametrize("replicas,loss_name,chunk,jit", [
     (1, "softmax", None, False), (4, "sigmoid", None, False), (1, "softmax", 5, False),
-    (4, "softmax", 3, False), (1, "sigmoid", None, True)])
+    (1, "sigmoid", None, True),
+    pytest.param(4, "softmax", 3, False, marks=pytest.mark.slow)])  # 4 replicas × chunks: long
 def test_recomputed_step_equals_the_plain_gradient(mirrored_strategy, image_module, vocab_file,
                                                    replicas, loss_name, chunk, jit):
   """uu with both towers recomputing every block: one SGD step moves every weight by minus the
@@ -104,3 +106,23 @@ def test_config_recompute_reaches_the_scratch_towers_and_is_refused_without_one(
   c = runs.config(str(tmp_path), recompute=True, setting="LL")
   with pytest.raises(ValueError, match="config.recompute applies to towers trained from scratch"):
     task_lib.LiTTask(c).validate()
+
+
+def test_a_recomputing_model_exports_and_serves_the_plain_embeddings(tmp_path, vocab_file):
+  """The serving SavedModel of a recomputing uu model embeds images and texts exactly as the
+  same weights without recomputation do."""
+  from lit_keras.export import serving  # pylint: disable=g-import-not-at-top
+  batch = tiny_models.random_batch(4, vocab_file, seed=5)
+  texts = tiny_models.random_batch(4, vocab_file, seed=5, tokenize=False)["text"]
+  plain = tiny_models.lit_model("uu", None, vocab_file, num_layers=LAYERS)
+  model = tiny_models.lit_model("uu", None, vocab_file, num_layers=LAYERS, recompute=True, seed=1)
+  plain(batch), model(batch)
+  model.set_weights(plain.get_weights())
+  serving.export(model, str(tmp_path), image_size=tiny_models.IMAGE_SIZE)
+  loaded = tf.saved_model.load(str(tmp_path))
+  got_text = loaded.signatures["embed_text"](texts=tf.constant(texts))["embeddings"]
+  got_image = loaded.signatures["embed_image_float"](
+      images=tf.constant(batch["image"]))["embeddings"]
+  np.testing.assert_allclose(got_text, plain.encode_text(tf.constant(texts)), atol=1e-6)
+  np.testing.assert_allclose(got_image, plain.encode_image(tf.constant(batch["image"])),
+                             atol=1e-6)
