@@ -57,7 +57,7 @@ def summarize(results, out_dir):
   batches = sorted({r["batch"] for r in results})
   lines = ["| global batch | steps | seeds | held-out i2t R@1 | held-out t2i R@1 | held-out "
            "zero-shot top-1 | 3D train-concepts i2t R@1 | 3D held-out i2t R@1 | final train "
-           "loss | train s/run |", "|---|---|---|---|---|---|---|---|---|---|"]
+           "loss |", "|---|---|---|---|---|---|---|---|---|"]
   stats = {}
   for b in batches:
     rs = [r for r in results if r["batch"] == b]
@@ -67,8 +67,7 @@ def summarize(results, out_dir):
       stats[(b, split, metric)] = (statistics.mean(vals), (max(vals) - min(vals)) / 2)
       cells.append(f"{statistics.mean(vals):.3f} ± {(max(vals) - min(vals)) / 2:.3f}")
     lines.append(f"| {b} | {rs[0]['steps']} | {len(rs)} | " + " | ".join(cells)
-                 + f" | {statistics.mean(r['train_loss'] for r in rs):.3f} | "
-                 f"{statistics.mean(r['train_seconds'] for r in rs):.0f} |")
+                 + f" | {statistics.mean(r['train_loss'] for r in rs):.3f} |")
   table = "\n".join(lines)
   with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write(table + "\n\n(mean ± half the range over seeds)\n")
