@@ -15,7 +15,9 @@ with `deterministic=True` and `data.num_streams=4` (the data split into 4 stream
         the chief's latest checkpoint), run to the end; then evaluate.py on the same 2 × 2 pod.
 
 Compared: every step's loss (metrics.jsonl), every in-training and final evaluation metric,
-and every weight of the final checkpoints. Writes results.json and summary.md into --out.
+and every float tensor of the final checkpoints (weights and optimizer moments). Writes
+results.json and summary.md into --out; the runs stay in --workdir, and `--compare_only`
+re-reads them.
 """
 import argparse
 import json
@@ -96,12 +98,14 @@ def _eval_summaries(workdir):
   later value of a step wins)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   out = {}
-  for path in sorted(tf.io.gfile.glob(os.path.join(workdir, "eval", "events.out.tfevents.*"))):
+  root = os.path.join(workdir, "eval")
+  for path in sorted(tf.io.gfile.glob(os.path.join(root, "*", "events.out.tfevents.*"))):
+    name = os.path.basename(os.path.dirname(path))  # one directory per evaluator
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
         value = tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
         if np.ndim(value) == 0:
-          out[f"{event.step}/{v.tag}"] = float(value)
+          out[f"{event.step}/{name}/{v.tag}"] = float(value)
   return out
 
 
@@ -122,7 +126,11 @@ def main():
   p.add_argument("--workdir", default=None, help="where the two runs go (default: a temp dir)")
   p.add_argument("--seed", type=int, default=0, help="picks the step the pod is killed at")
   p.add_argument("--total_steps", type=int, default=300)
+  p.add_argument("--compare_only", action="store_true",
+                 help="only compare the finished runs already in --workdir")
   a = p.parse_args()
+  if a.compare_only and not a.workdir:
+    raise SystemExit("--compare_only needs --workdir")
   root = a.workdir or tempfile.mkdtemp(prefix="pod_simulation_")
   os.makedirs(a.out, exist_ok=True)
   train_flags = FLAGS + [f"--config.total_steps={a.total_steps}"]
@@ -131,6 +139,8 @@ def main():
   workdirs = {}
   for layout in ("host", "pod"):
     workdir = workdirs[layout] = os.path.join(root, layout)
+    if a.compare_only:
+      continue
     shutil.rmtree(workdir, ignore_errors=True)
     os.makedirs(workdir)
     n = 1 if layout == "host" else 2
@@ -178,6 +188,14 @@ def main():
     for log in logs:
       log.close()
 
+  run_file = os.path.join(root, "run.json")  # what the runs recorded (kill point, wall times)
+  if a.compare_only:
+    with open(run_file) as f:
+      result.update({k: v for k, v in json.load(f).items() if k != "command"})
+  else:
+    with open(run_file, "w") as f:
+      json.dump(result, f, indent=2)
+
   # Compare.
   m = {k: _metrics(w) for k, w in workdirs.items()}
   losses = {k: {r["step"]: r["loss"] for r in v if "loss" in r} for k, v in m.items()}
@@ -223,7 +241,8 @@ def main():
            f"| loss, step 1 / step {a.total_steps} | {host_l[0]:.6f} / {host_l[-1]:.6f} | "
            f"{pod_l[0]:.6f} / {pod_l[-1]:.6f} | {result['loss_max_abs_diff']:.2e} "
            f"(all {a.total_steps} steps) |",
-           f"| final weights ({result['weights']} tensors, {result['checkpoint']}) | | | "
+           f"| final checkpoint ({result['weights']} float tensors: weights and optimizer "
+           f"moments, {result['checkpoint']}) | | | "
            f"{result['weights_max_abs_diff']:.2e} |",
            f"| in-training evaluation ({result['in_training_eval_metrics']} numbers) | | | "
            f"{result['in_training_eval_max_abs_diff']:.2e} |"]
@@ -234,11 +253,9 @@ def main():
   lines += [f"| evaluate.py, all {len(evals['host'])} numbers | | | "
             f"{result['eval_max_abs_diff']:.2e} |", "",
             f"The pod's second worker computed the same evaluation as its chief: "
-            f"{result['eval_worker1_equals_chief']}. Wall time (2 cores shared by all "
-            f"processes): host train {result['seconds']['host_train']:.0f} s, evaluate "
-            f"{result['seconds']['host_evaluate']:.0f} s; pod train (with the kill and resume) "
-            f"{result['seconds']['pod_train']:.0f} s, evaluate "
-            f"{result['seconds']['pod_evaluate']:.0f} s."]
+            f"{result['eval_worker1_equals_chief']}. Wall times (s; 2 cores shared by all "
+            f"processes): " + ", ".join(f"{k} {v:.0f}" for k, v in result["seconds"].items())
+            + "."]
   with open(os.path.join(a.out, "summary.md"), "w") as f:
     f.write("\n".join(lines) + "\n")
   print("\n".join(lines))
