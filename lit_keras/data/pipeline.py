@@ -115,6 +115,11 @@ def _checked(example_seed, record, embedding_dim):
   return {"seed": example_seed, "example": ex, "valid_image": ok_image, "valid_text": ok_text}
 
 
+def _fail_with(x, message):
+  with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
+    return tf.identity(x)
+
+
 def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_step=0,
            embedding_dim=None, shuffle_buffer=10_000, cycle_length=16, skip_corrupt=False,
            drop_counter=None, epoch_batches=False):
@@ -147,7 +152,13 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
     ds = ds.filter(lambda r: counter.keep(_checked(0, r, embedding_dim)))
   ds = ds.shuffle(shuffle_buffer, seed=seed + index, reshuffle_each_iteration=True)
   if epoch_batches:
-    ds = ds.batch(stream_batch, drop_remainder=True).repeat().unbatch()
+    ds = ds.batch(stream_batch, drop_remainder=True).repeat()
+    # `repeat` ends at once when an epoch yields no batch: say why instead of ending silently.
+    ds = ds.concatenate(tf.data.Dataset.from_tensors(tf.fill([stream_batch], "")).map(
+        lambda b: _fail_with(b, f"data.epoch_batches: training stream {index} has fewer usable "
+                                f"examples than its batch of {stream_batch}, so no batch can be "
+                                f"made without repeating one")))
+    ds = ds.unbatch()
   # A distinct stateless seed per example: its position in this stream's shuffled order.
   ds = ds.enumerate().map(
       lambda i, r: (tf.stack([tf.cast(seed, tf.int64), i * num_streams + index]), r))

@@ -296,3 +296,6 @@ def test_epoch_batches_never_repeat_an_example_in_a_batch(numbered_shards):
     assert sorted(b) == sorted(usable)
   mixed = _caption_batches(numbered_shards, 5, 12)
   assert any(len(set(b)) < 5 for b in mixed)
+  with pytest.raises(tf.errors.InvalidArgumentError,
+                     match="fewer usable examples than its batch of 24"):
+    _caption_batches(numbered_shards, 24, 1, epoch_batches=True)
