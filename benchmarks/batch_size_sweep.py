@@ -1,7 +1,7 @@
 """Does a bigger contrastive batch give better held-out results here? A batch-size sweep of LiT
 (Lu) on the project's largest offline training set, the Google-style emoji's training concepts.
 
-    .venv/bin/python benchmarks/batch_size_sweep.py --out docs/batch_size   # ≈ 1 h on 2 cores
+    .venv/bin/python benchmarks/batch_size_sweep.py   # 12 training runs
 
 Resumable: finished runs are kept in results.json and skipped on a re-run.
 
@@ -91,7 +91,7 @@ def summarize(results, out_dir):
 def main():
   logging.set_verbosity(logging.INFO)  # the trainer's progress lines
   p = argparse.ArgumentParser()
-  p.add_argument("--out", default="docs/batch_size")
+  p.add_argument("--out", default="benchmarks/results/batch_size_sweep")
   p.add_argument("--seeds", type=int, default=3)
   p.add_argument("--batches", default="256,512,1024,all",
                  help="global batch sizes; 'all' = every usable training example")
