@@ -83,8 +83,11 @@ def test_one_device_step_matches_tape(image_module, vocab_file, setting, jit_com
   metrics = step(batch)
   tol = {"rtol": 1e-6} if jit_compile is None else {"rtol": 1e-5, "atol": 1e-6}
   np.testing.assert_allclose(metrics["loss"].numpy(), ref_loss, **tol)
+  # A weight moves by ~1e-3..1e-2; float32 sums of the word-embedding gradient rows (one term
+  # per token occurrence) come out in a different order in the step than in the eager tape,
+  # measured up to 1.6e-6 apart on a loaded machine.
   for v, b, g in zip(model.trainable_variables, before, ref_grads):
-    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-6 if jit_compile is None else 1e-5,
+    np.testing.assert_allclose(b - v.numpy(), g, atol=1e-5,
                                rtol=1e-5 if jit_compile is None else 1e-4, err_msg=v.name)
 
 
