@@ -8,4 +8,7 @@
 
 Imports run downward: `cli` → `resolve` → `datasets` → `ports` → `lit_keras`.
 """
-import lit_keras  # noqa: F401  (first: pins Keras 2 before TensorFlow loads)
+from lit_keras_app import console
+
+console.native_log_level()  # before TensorFlow loads: its C++ log only with --verbose
+import lit_keras  # noqa: E402,F401  (pins Keras 2 before TensorFlow loads)

@@ -17,6 +17,7 @@ import re
 
 import tensorflow as tf
 
+from lit_keras import errors
 from lit_keras.data import preprocess
 from lit_keras.data import schema
 
@@ -53,7 +54,8 @@ def list_files(file_pattern):
   patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
   files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
   if not files:
-    raise FileNotFoundError(f"no TFRecord files match {file_pattern!r}")
+    raise errors.NoFilesError(f"no TFRecord files match {file_pattern!r}: check the path (and, "
+                              "for gs://, the credentials), or build the data first")
   return files
 
 

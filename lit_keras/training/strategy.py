@@ -14,6 +14,8 @@ from absl import logging
 import tensorflow as tf
 from tensorflow.python.distribute import collective_all_reduce_strategy  # pylint: disable=g-direct-tensorflow-import
 
+from lit_keras import errors
+
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 
 
@@ -58,6 +60,20 @@ def _has_cluster():
     return False
 
 
+def _tpu_strategy(tpu):
+  try:
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+  except (ValueError, RuntimeError, tf.errors.OpError) as e:
+    reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    raise errors.StrategyUnavailableError(
+        f"--strategy=tpu --tpu={tpu}: no TPU is reachable from this machine ({reason}). Run on "
+        "a Cloud TPU VM (--tpu=local) or name a reachable TPU; here, use --strategy=auto "
+        "(CPU/GPU), or --strategy=mirrored --cpu_devices=N to simulate N replicas") from None
+  return tf.distribute.TPUStrategy(resolver)
+
+
 def create_strategy(name="auto", tpu=None, cpu_devices=0):
   """Creates a strategy by name.
 
@@ -87,10 +103,7 @@ def create_strategy(name="auto", tpu=None, cpu_devices=0):
     else:
       name = "one-device"
   if name == "tpu":
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    strategy = tf.distribute.TPUStrategy(resolver)
+    strategy = _tpu_strategy(tpu)
   elif name == "multi-worker":
     strategy = (_MultiWorkerOnCpus(cpu_devices) if not gpus and (cpu_devices or 0) > 1
                 else tf.distribute.MultiWorkerMirroredStrategy())

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tf_keras
 
 from lit_keras import cache
+from lit_keras import errors
 from lit_keras import losses
 from lit_keras import towers
 from lit_keras.data import embeddings
@@ -292,9 +293,19 @@ def image_file_embedder(source, strategy=None, batch_size=64, jit_compile=None):
 
 
 def _check_path(value, field, needed):
+  """A local path must exist; an http(s) TF-Hub/Kaggle handle must download (or be cached)."""
   if not needed:
     return
   if not value:
     raise ValueError(f"{field} is empty but the setting needs it")
-  if "://" not in value and not tf.io.gfile.exists(value):
-    raise ValueError(f"{field}={value!r} does not exist")
+  if value.startswith(("http://", "https://")):
+    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+    try:
+      hub.resolve(value)
+    except (OSError, ValueError, tf.errors.OpError) as e:  # URLError is an OSError
+      raise errors.HandleUnavailableError(
+          f"{field}={value!r} cannot be fetched ({type(e).__name__}: {str(e)[:120]}). Offline? "
+          "Download it where there is network (or point TFHUB_CACHE_DIR at a cache holding "
+          f"it) and pass the local directory: --{field}=/path/to/model") from None
+  elif "://" not in value and not tf.io.gfile.exists(value):
+    raise errors.HandleUnavailableError(f"{field}={value!r} does not exist")

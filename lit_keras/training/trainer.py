@@ -26,6 +26,7 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
+from lit_keras import errors
 from lit_keras.data import pipeline
 from lit_keras.training import runner
 from lit_keras.training import step as step_lib
@@ -130,6 +131,42 @@ class _DelayedUnlock:
       trainer.reset()  # the loop is traced again, with the image tower's variables
 
 
+def _flatten(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+# Fields a resumed run may change freely (they do not shape the model).
+_SCHEDULE_FIELDS = ("total_steps", "log_every", "checkpoint_every", "eval_every", "steps_per_loop")
+
+
+def _restore(ckpt, latest, config, workdir, strategy):
+  """Restores `latest`; a checkpoint of another model is an IncompatibleWorkdirError that names
+  the config fields that differ from the run that wrote the workdir."""
+  try:
+    with strategy.scope():
+      ckpt.restore(latest).assert_existing_objects_matched()
+  except (ValueError, AssertionError, tf.errors.OpError) as e:
+    try:
+      with tf.io.gfile.GFile(os.path.join(workdir, task_lib.CONFIG_FILE)) as f:
+        before = _flatten(json.load(f))
+      now = _flatten(json.loads(config.to_json_best_effort()))
+      diff = [f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(before) | set(now))
+              if before.get(k) != now.get(k) and k not in _SCHEDULE_FIELDS]
+    except (OSError, ValueError, tf.errors.OpError):
+      diff = []
+    raise errors.IncompatibleWorkdirError(
+        f"{workdir} holds checkpoints of a different model ({latest}: "
+        f"{str(e).strip().splitlines()[0][:160]}); config fields that differ from that run: "
+        f"{'; '.join(diff[:8]) or 'unknown (no readable config.json)'}. Use a new --workdir, "
+        "or the config that wrote it") from None
+
+
 def train(task, workdir, strategy):
   """Trains `task` in `workdir`, resuming from its latest checkpoint.
 
@@ -145,8 +182,6 @@ def train(task, workdir, strategy):
   config = task.config
   task.validate(strategy.num_replicas_in_sync)
   chief = strategy.extended.should_checkpoint
-  if chief:
-    task_lib.save_config(config, workdir)
   setup(config)
   model = build_model(task, strategy)
   with strategy.scope():
@@ -158,8 +193,9 @@ def train(task, workdir, strategy):
   # never from its own private copy: a kill can land between the chief's and a worker's write.
   latest = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if latest:
-    with strategy.scope():
-      ckpt.restore(latest)
+    _restore(ckpt, latest, config, workdir, strategy)
+  if chief:  # only now: a config that cannot resume leaves the workdir's config.json as it was
+    task_lib.save_config(config, workdir)
   start = int(step.numpy())
   if start:
     logging.info("resumed from %s at step %d", latest, start)

@@ -26,6 +26,8 @@ from lit_keras.evaluation import prompts
 from lit_keras.training import strategy as strategy_lib
 from lit_keras.training import task as task_lib
 from lit_keras.training import trainer
+from lit_keras_app import cli
+from lit_keras_app import console
 from lit_keras_app import datasets  # noqa: F401  (registers the datasets' class lists, templates)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir (latest checkpoint).")
@@ -99,7 +101,13 @@ def format_results(results):
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
+  console.setup(cli.VERBOSE.value)
+  with console.setup_errors():
+    _evaluate()
+
+
+def _evaluate():
+  """The program's body (flags parsed, logging set up)."""
   if bool(_WORKDIR.value) == bool(_SAVED_MODEL.value):
     raise app.UsageError("give exactly one of --workdir and --saved_model")
   strategy = None

@@ -18,6 +18,8 @@ from lit_keras.training import keras_fit
 from lit_keras.training import strategy as strategy_lib
 from lit_keras.training import task as task_lib
 from lit_keras.training import trainer
+from lit_keras_app import cli
+from lit_keras_app import console
 from lit_keras_app import resolve
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config file (configs/NAME.py[:arg]).",
@@ -37,14 +39,15 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
   del argv
-  logging.set_verbosity(logging.INFO)
-  strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value, _CPU_DEVICES.value)
-  task = task_lib.LiTTask(resolve.resolve(_CONFIG.value)).prepare(strategy)
-  if _ENGINE.value == "fit":
-    keras_fit.fit(task, _WORKDIR.value, strategy)
-    return
-  try:
-    trainer.train(task, _WORKDIR.value, strategy)
-  except trainer.Preempted as e:
-    logging.warning("%s", e)
-    sys.exit(trainer.PREEMPTED_EXIT_CODE)
+  console.setup(cli.VERBOSE.value)
+  with console.setup_errors():
+    strategy = strategy_lib.create_strategy(_STRATEGY.value, _TPU.value, _CPU_DEVICES.value)
+    task = task_lib.LiTTask(resolve.resolve(_CONFIG.value)).prepare(strategy)
+    if _ENGINE.value == "fit":
+      keras_fit.fit(task, _WORKDIR.value, strategy)
+      return
+    try:
+      trainer.train(task, _WORKDIR.value, strategy)
+    except trainer.Preempted as e:
+      logging.warning("%s", e)
+      sys.exit(trainer.PREEMPTED_EXIT_CODE)

@@ -1,0 +1,181 @@
+"""The programs as a user runs them: train.py with in-training evaluation, its TensorBoard files
+read back, evaluate.py and lit-keras-export on the result, a diverging run, readable output, and
+one-line answers for a wrong environment."""
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
+
+from lit_keras.training import task as task_lib
+from lit_keras.training import trainer
+from lit_keras_app import console
+from tests import runs
+
+# absl's line prefix (`I1201 07:08:03.155493 139841356172160 file.py:105]`) and TF's C++ one.
+_ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]", re.M)
+_CPP_PREFIX = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] ", re.M)
+# The programs' own defaults, not the test runner's TF_CPP_MIN_LOG_LEVEL.
+_USER_ENV = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+  return str(tmp_path_factory.mktemp("cache"))
+
+
+def _run(program, *args, timeout=600):
+  proc = subprocess.run([sys.executable, os.path.join(runs.ROOT, program), *args], cwd=runs.ROOT,
+                        env=_USER_ENV, capture_output=True, text=True, timeout=timeout)
+  return proc.returncode, proc.stdout + proc.stderr
+
+
+def _train_py(cache, workdir, *flags):
+  return _run("train.py", "--config=configs/digits.py", f"--workdir={workdir}",
+              f"--config.cache_dir={cache}", *flags)
+
+
+def _events(directory):
+  """{tag: {step: value}} of every TensorBoard event file directly in `directory`."""
+  out = {}
+  for path in glob.glob(os.path.join(directory, "events.out.tfevents.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for v in event.summary.value:
+        out.setdefault(v.tag, {})[event.step] = float(tf.make_ndarray(v.tensor))
+  return out
+
+
+@pytest.fixture(scope="module")
+def run(cache, tmp_path_factory):
+  """train.py on digits: 20 steps, evaluation at steps 10 and 20, a checkpoint at 20."""
+  workdir = str(tmp_path_factory.mktemp("run"))
+  code, out = _train_py(cache, workdir, "--config.total_steps=20", "--config.log_every=5",
+                        "--config.eval_every=10", "--config.checkpoint_every=20")
+  assert code == 0, out[-3000:]
+  return workdir, out
+
+
+def test_train_py_output_is_readable(run):
+  _, out = run
+  assert not _ABSL_PREFIX.search(out) and not _CPP_PREFIX.search(out), out[:2000]
+  assert "cuInit" not in out and "WARNING:tensorflow" not in out and "oneDNN" not in out
+  # Orbit both logs and prints its progress lines: shown once.
+  assert out.count("train | step:     20 | steps/sec") == 1, out
+  assert "step 20/20  loss" in out  # lit_keras' own progress line
+
+
+def test_verbose_brings_the_log_back(run, tmp_path):
+  workdir, _ = run
+  code, out = _run("evaluate.py", f"--workdir={workdir}", f"--output_dir={tmp_path}", "--verbose")
+  assert code == 0, out[-3000:]
+  assert _ABSL_PREFIX.search(out) and _CPP_PREFIX.search(out), out[:2000]
+  assert console.verbose_requested(["p", "--verbose"])
+  assert not console.verbose_requested(["p", "--verbose", "--noverbose"])
+  assert not console.verbose_requested(["p", "--verbose=false"])
+
+
+def test_tensorboard_files_hold_the_logged_metrics(run):
+  workdir, _ = run
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    logged = {r["step"]: r for r in map(json.loads, f)}
+  train = _events(os.path.join(workdir, "train"))
+  # Written at the end of each loop: the loops end at the evaluation steps, 10 and 20.
+  assert sorted(train["loss"]) == [10, 20]
+  for tag in ("loss", "temperature", "i2t_acc"):
+    for step in (10, 20):
+      assert train[tag][step] == np.float32(logged[step][tag]), (tag, step)
+  retrieval = _events(os.path.join(workdir, "eval", "test_retrieval"))
+  zero_shot = _events(os.path.join(workdir, "eval", "test_zero_shot"))
+  assert sorted(retrieval["i2t_r@1"]) == [10, 20] and sorted(zero_shot["top1"]) == [10, 20]
+
+
+def test_evaluate_py_reproduces_the_in_training_evaluation(run, tmp_path):
+  workdir, _ = run
+  code, out = _run("evaluate.py", f"--workdir={workdir}", f"--output_dir={tmp_path}")
+  assert code == 0, out[-3000:]
+  assert not _ABSL_PREFIX.search(out)
+  results = json.load(open(tmp_path / "eval_metrics.json"))
+  assert results["step"] == 20
+  retrieval = _events(os.path.join(workdir, "eval", "test_retrieval"))
+  zero_shot = _events(os.path.join(workdir, "eval", "test_zero_shot"))
+  for name, events in (("test_retrieval", retrieval), ("test_zero_shot", zero_shot)):
+    for metric, by_step in events.items():
+      assert np.float32(results["evals"][name][metric]) == np.float32(by_step[20]), metric
+  # The printed table holds the same numbers, and the files it names exist.
+  r1 = results["evals"]["test_retrieval"]["i2t_r@1"]
+  assert f"i2t R@1 {r1:.3f}" in out
+  assert sorted(os.listdir(tmp_path)) == ["confusion_test_zero_shot.png", "eval_metrics.json",
+                                          "gallery_test_retrieval.html"]
+  assert open(tmp_path / "confusion_test_zero_shot.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_cli_serves_the_trained_model(run, tmp_path):
+  workdir, _ = run
+  export = os.path.join(os.path.dirname(sys.executable), "lit-keras-export")
+  proc = subprocess.run([export, "--workdir", workdir, "--output", str(tmp_path / "serving"),
+                         "--classes", "digits"], env=_USER_ENV, capture_output=True, text=True,
+                        timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "exported step 20 to" in proc.stdout
+  config = task_lib.load_config(workdir)
+  model, step, _ = trainer.restore_model(config, workdir)
+  assert step == 20
+  served = tf.saved_model.load(str(tmp_path / "serving"))
+  texts = tf.constant(["a photo of the digit three", "seven", "0"])
+  got = served.signatures["embed_text"](texts=texts)["embeddings"].numpy()
+  np.testing.assert_allclose(got, model.encode_text(texts).numpy(), atol=1e-5)
+  assert [c.decode() for c in served.class_names.numpy()] == [
+      "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+  probs = served.signatures["zero_shot"](images=tf.zeros([2, 8, 8, 3], tf.uint8))["probabilities"]
+  np.testing.assert_allclose(probs.numpy().sum(axis=1), [1.0, 1.0], rtol=1e-6)
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_finite_weights(cache, tmp_path):
+  code, out = _train_py(cache, str(tmp_path), "--config.total_steps=50", "--config.log_every=1",
+                        "--config.checkpoint_every=1", "--config.optim.lr=1e12",
+                        "--config.optim.clip_grad_norm=0", "--config.optim.warmup_steps=0")
+  assert code == console.DIVERGED_EXIT_CODE, out[-3000:]
+  m = re.search(r"^error: training diverged: non-finite \w+=\S+ at step (\d+)", out, re.M)
+  assert m and "Traceback" not in out, out[-3000:]
+  last = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+  assert last is None or int(last.rsplit("-", 1)[1]) < int(m.group(1))
+  if last:
+    _, w = runs.weights(str(tmp_path))
+    assert all(np.isfinite(v).all() for v in w.values())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--strategy=tpu", "--tpu=local"],
+     r"--strategy=tpu --tpu=local: no TPU is reachable from this machine \(.*\)\. Run on a "
+     r"Cloud TPU VM"),
+    (["--config.image.handle=https://tfhub.invalid/google/model/1"],
+     r"config.image.handle='https://tfhub.invalid/google/model/1' cannot be fetched .*Offline\? "),
+    (["--config.data.train=/no/such/dir/*.tfrecord"],
+     r"no TFRecord files match '/no/such/dir/\*.tfrecord'"),
+])
+def test_wrong_environment_gets_one_line(cache, tmp_path, flags, message):
+  code, out = _train_py(cache, str(tmp_path), "--config.total_steps=5", *flags)
+  assert code == console.SETUP_ERROR_EXIT_CODE, out[-3000:]
+  errors = [line for line in out.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and re.match("error: " + message, errors[0]), out[-3000:]
+  assert "Traceback" not in out and not os.listdir(tmp_path)  # nothing written
+
+
+def test_a_workdir_of_another_model_is_refused_and_left_as_it_was(run, cache):
+  workdir, _ = run
+  config_json = open(os.path.join(workdir, "config.json")).read()
+  checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  code, out = _train_py(cache, workdir, "--config.total_steps=30", "--config.model.embed_dim=16")
+  assert code == console.SETUP_ERROR_EXIT_CODE, out[-3000:]
+  assert re.search(rf"^error: {re.escape(workdir)} holds checkpoints of a different model .*"
+                   r"config fields that differ from that run: model.embed_dim: 32 -> 16\. Use a "
+                   r"new --workdir", out, re.M), out[-3000:]
+  assert "warning: Value in checkpoint" not in out
+  assert open(os.path.join(workdir, "config.json")).read() == config_json
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == checkpoints
