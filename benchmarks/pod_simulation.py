@@ -34,6 +34,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from lit_keras.training import runner  # noqa: E402  (after the repository is on the path)
 FLAGS = ["--config=configs/demo.py", "--config.deterministic=True", "--config.data.num_streams=4"]
 
 
@@ -77,11 +79,7 @@ def _metrics(workdir):
 
 
 def _steps_logged(workdir):
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return 0
-  with open(path) as f:
-    return max((json.loads(line)["step"] for line in f if line.strip()), default=0)
+  return max(runner.logged_steps(workdir), default=0)
 
 
 def _weights(workdir):

@@ -13,6 +13,7 @@ after its checkpoint and logs them again; the last line of a step is the one tha
 """
 import json
 import math
+import os
 import signal
 import time
 
@@ -24,6 +25,15 @@ from lit_keras.evaluation import evaluators as evaluators_lib
 
 PREEMPTED_EXIT_CODE = 42
 METRICS_FILE = "metrics.jsonl"
+
+
+def logged_steps(workdir):
+  """The steps a run in `workdir` has logged to its METRICS_FILE, in order (none yet: [])."""
+  path = os.path.join(workdir, METRICS_FILE)
+  if not tf.io.gfile.exists(path):
+    return []
+  with tf.io.gfile.GFile(path) as f:
+    return [json.loads(line)["step"] for line in f if line.strip()]
 
 
 class Preempted(Exception):

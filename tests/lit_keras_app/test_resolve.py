@@ -1,5 +1,6 @@
 """Resolving configs: datasets, symbolic handles, evaluators; bad configs; every config builds."""
 import importlib
+import math
 import os
 
 import pytest
@@ -70,5 +71,16 @@ def test_configs_build(name, cache, tmp_path, image_module, bert_pair, vocab_fil
   size = config.image.image_size
   out = model({"image": tf.zeros([2, size, size, 3]), "text": tf.constant(["a", "b"])})
   assert out["zimg"].shape == (2, config.model.embed_dim)
-  opt = task.build_optimizer()
-  assert float(opt.learning_rate) >= 0
+  # The optimizer and its schedule: the config's peak, warmup and decay (cosine unless named).
+  opt, o = task.build_optimizer(), config.optim
+  assert type(opt).__name__ == {"adamw": "AdamW", "adafactor": "Adafactor"}[o.name]
+  total, warmup, decay = config.total_steps, o.warmup_steps, o.get("decay", "cosine")
+  for step in (0, warmup // 2, warmup, (warmup + total) // 2, total):
+    frac = min(max((step - warmup) / max(total - warmup, 1), 0.0), 1.0)
+    want = (o.lr * step / warmup if step < warmup else
+            {"cosine": o.lr * 0.5 * (1 + math.cos(math.pi * frac)), "linear": o.lr * (1 - frac),
+             "constant": o.lr}[decay])
+    # (the schedule object the optimizer holds; its public `learning_rate` is the value it last
+    # applied, updated only by a step)
+    got = float(opt._learning_rate(step))  # pylint: disable=protected-access
+    assert got == pytest.approx(want, rel=1e-5, abs=1e-12), (name, step)

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from lit_keras.data import pipeline
 from lit_keras.data import schema
+from lit_keras.training import runner
 from lit_keras_app import resolve
 from tests import runs
 
@@ -89,11 +90,7 @@ def _kill(procs):
 
 
 def _steps_logged(workdir):
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return 0
-  with open(path) as f:
-    return max((json.loads(line)["step"] for line in f if line.strip()), default=0)
+  return max(runner.logged_steps(workdir), default=0)
 
 
 def _kill_at_step(procs, workdir, step, timeout=300):

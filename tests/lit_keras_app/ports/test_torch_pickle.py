@@ -203,6 +203,14 @@ def _mutations(data, rng, count):
     yield bytes(buf)
 
 
+def _file_words(data, itemsize):
+  """Every `itemsize`-byte little-endian word of `data`, at every byte offset (sorted, unique)."""
+  kind = np.dtype(f"<u{itemsize}") if itemsize > 1 else np.dtype(np.uint8)
+  words = [np.frombuffer(data, dtype=kind, count=(len(data) - a) // itemsize, offset=a)
+           for a in range(min(itemsize, len(data)))]
+  return np.unique(np.concatenate(words)) if words else np.zeros(0, kind)
+
+
 def _check_fuzzed_load(data, path):
   """A mutant either fails with LegacyCheckpointError or loads arrays whose every element is bytes
   of the file itself (an out-of-range read would return bytes from elsewhere in memory)."""
@@ -214,9 +222,9 @@ def _check_fuzzed_load(data, path):
   arrays = [v for v in (sd.values() if isinstance(sd, dict) else []) if isinstance(v, np.ndarray)]
   for a in arrays:
     assert a.nbytes <= len(data)
-    words = {data[i:i + a.itemsize] for i in range(len(data) - a.itemsize + 1)}
-    little = a.astype(a.dtype.newbyteorder("<"))
-    assert all(little[j].tobytes() in words for j in np.ndindex(a.shape)), "bytes not in the file"
+    words = _file_words(data, a.itemsize)
+    as_words = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).view(words.dtype)
+    assert np.isin(as_words, words).all(), "bytes not in the file"
   return "loaded"
 
 
@@ -238,7 +246,7 @@ def test_fuzzed_real_file_never_crashes_or_reads_out_of_range(tmp_path):
 
 @pytest.mark.slow
 def test_fuzzed_real_file_long_run(tmp_path):
-  outcomes = _fuzz(FIXTURES / "small_legacy.pth", 30000, seed=1, tmp_path=tmp_path)
+  outcomes = _fuzz(FIXTURES / "small_legacy.pth", 10000, seed=1, tmp_path=tmp_path)
   assert outcomes["refused"] > 0 and outcomes["loaded"] > 0, outcomes
 
 
