@@ -32,7 +32,9 @@ def test_wordpiece_layout_and_bad_text(vocab_file):
   np.testing.assert_array_equal(ids[0], [cls, sep, 0, 0, 0, 0, 0, 0])
   np.testing.assert_array_equal(ids[1], [cls] + [photo] * 6 + [sep])  # truncated, not an error
   assert mask[1].all() and mask[0].sum() == 2
-  assert ids[2][0] == cls and sep in ids[2]  # invalid UTF-8 replaced, not a crash
+  # Invalid UTF-8: the bad bytes become one [UNK] (as U+FFFD would), the valid words stay.
+  a, cat = tiny_models.VOCAB.index("a"), tiny_models.VOCAB.index("cat")
+  np.testing.assert_array_equal(ids[2], [cls, a, unk, cat, sep, 0, 0, 0])
   assert ids[3][1] == unk
 
 
