@@ -145,8 +145,10 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
   ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True)
   if not epoch_batches:
     ds = ds.repeat()
-  ds = ds.interleave(_read(skip_corrupt), cycle_length=cycle_length, block_length=1,
-                     num_parallel_calls=AUTOTUNE, deterministic=True)
+  # At most one open reader per file of the stream: with more readers than files, the repeated
+  # file list would put copies of one file side by side, and each record several times in a row.
+  ds = ds.interleave(_read(skip_corrupt), cycle_length=min(cycle_length, len(own)),
+                     block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
   if len(files) < num_streams:
     ds = ds.shard(num_streams, index)
   counter = drop_counter or DropCounter()
