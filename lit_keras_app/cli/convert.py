@@ -16,20 +16,39 @@ from lit_keras.data import records
 
 
 def main(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                              epilog=__doc__.split("\n", 1)[1],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
   src = p.add_mutually_exclusive_group(required=True)
-  src.add_argument("--manifest", help="CSV, TSV or JSONL manifest")
-  src.add_argument("--folder", help="root of a class-per-folder tree")
-  p.add_argument("--image_column", default="image")
-  p.add_argument("--caption_columns", default="caption", help="comma-separated")
-  p.add_argument("--caption_separator", default=None)
-  p.add_argument("--label_column", default=None)
-  p.add_argument("--id_column", default=None)
-  p.add_argument("--image_root", default=None, help="default: the manifest's directory")
-  p.add_argument("--output_dir", required=True)
-  p.add_argument("--prefix", default="data")
-  p.add_argument("--num_shards", type=int, default=8)
-  p.add_argument("--workers", type=int, default=None)
+  src.add_argument("--manifest", help="A CSV, TSV or JSONL file, one image-caption row each, "
+                   "e.g. --manifest pairs.csv (the format follows the extension).")
+  src.add_argument("--folder", help="The root of a class-per-folder tree: each sub-folder is a "
+                   "class, its name the caption and label, e.g. --folder images/ (writes "
+                   "PREFIX.classes.txt).")
+  p.add_argument("--image_column", default="image", help="The manifest column holding each "
+                 "image's path, e.g. --image_column path (default: %(default)s).")
+  p.add_argument("--caption_columns", default="caption", help="Comma-separated manifest "
+                 "columns whose values are all kept as captions, e.g. --caption_columns "
+                 "title,description (default: %(default)s).")
+  p.add_argument("--caption_separator", default=None, help="Split each caption cell on this "
+                 "string into several captions, e.g. --caption_separator '|' for tags "
+                 "(default: no split).")
+  p.add_argument("--label_column", default=None, help="An integer class-label column for "
+                 "zero-shot evaluation, e.g. --label_column label (default: no labels).")
+  p.add_argument("--id_column", default=None, help="A column of unique example ids, e.g. "
+                 "--id_column key (default: the image path; duplicates are rejected).")
+  p.add_argument("--image_root", default=None, help="Relative image paths are resolved "
+                 "against this directory, e.g. --image_root /data/images (default: the "
+                 "manifest's directory).")
+  p.add_argument("--output_dir", required=True, help="Where the shards and the report go; "
+                 "any tf.io.gfile path, e.g. --output_dir gs://bucket/data.")
+  p.add_argument("--prefix", default="data", help="Shard file names are "
+                 "PREFIX-00000-of-NNNNN.tfrecord, e.g. --prefix train (default: %(default)s).")
+  p.add_argument("--num_shards", type=int, default=8, help="How many shards to write; at "
+                 "least one per training host's input pipeline, e.g. --num_shards 64 "
+                 "(default: %(default)s).")
+  p.add_argument("--workers", type=int, default=None, help="Processes that read and "
+                 "re-encode images, e.g. --workers 4 (default: one per CPU, at most one per shard).")
   args = p.parse_args(argv)
   if args.manifest:
     rows, rejected = records.read_manifest(args.manifest, args.image_column,
