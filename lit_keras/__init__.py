@@ -3,7 +3,8 @@
 Importing the package pins Keras 2 first (`lit_keras.env`), before TensorFlow loads.
 
 Layers of the library, each importing only from the ones before it:
-  env, cache, serialization, assets   foundations (no other lit_keras imports)
+  env, cache, serialization, assets,  foundations (no other lit_keras imports)
+  errors
   data                                TFRecord schema, preprocessing, tf.data, pre-computed embeddings
   layers, losses                      projection heads and temperature; contrastive losses
   towers                              image and text towers in the paper's L / U / u states
