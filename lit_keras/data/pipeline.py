@@ -9,12 +9,16 @@ tokenisation inside the pipeline, `drop_remainder` batches, prefetch. Randomness
 Bad input never crashes a run or changes a batch's shape: undecodable images and examples without
 any non-empty caption are dropped and counted (`DropCounter`). A corrupt TFRecord shard stops the
 iteration with TensorFlow's `DataLossError`; the trainer and the evaluators turn it into
-`CorruptDataError` naming the file and the byte offset (`raise_corruption`). With
-`skip_corrupt=True` the rest of a corrupt file is skipped with a logged warning instead.
+`CorruptDataError` naming the file and the byte offset (`raise_corruption`); a record whose
+bytes are not an example of the schema, or whose image (of a known format) does not decode, the
+file and the record's index. With `skip_corrupt=True` the rest of a corrupt file is skipped with
+a logged warning instead, and such records are dropped and counted (`unparsable_record`,
+`undecodable_image`; each image is then decoded once more, to check it).
 """
 import contextlib
 import re
 
+from google.protobuf import message as protobuf_message
 import tensorflow as tf
 
 from lit_keras import errors
@@ -22,7 +26,7 @@ from lit_keras.data import preprocess
 from lit_keras.data import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
-DROP_REASONS = ("undecodable_image", "no_caption")
+DROP_REASONS = ("undecodable_image", "no_caption", "unparsable_record")
 
 
 class CorruptDataError(RuntimeError):
@@ -46,6 +50,14 @@ class DropCounter:
             tf.cast(tf.logical_and(ok_image, tf.logical_not(ok_text)), tf.int64))]):
       return tf.logical_and(ok_image, ok_text)
 
+  def keep_usable(self, code):
+    """A `Dataset.filter` predicate on a `_problem` code: keeps usable records (0), counts the
+    others as unparsable records (1) or undecodable images (2)."""
+    with tf.control_dependencies([
+        self._vars["unparsable_record"].assign_add(tf.cast(tf.equal(code, 1), tf.int64)),
+        self._vars["undecodable_image"].assign_add(tf.cast(tf.equal(code, 2), tf.int64))]):
+      return tf.equal(code, 0)
+
   def counts(self):
     return {r: int(v.numpy()) for r, v in self._vars.items()}
 
@@ -59,13 +71,55 @@ def list_files(file_pattern):
   return files
 
 
-def find_corruption(files):
-  """Scans shards record by record; returns [(file, error message)] for corrupt ones."""
+UNPARSABLE, UNDECODABLE = 1, 2  # `_problem` codes
+
+
+def _problem(record, embedding_dim):
+  """(code, why): (0, None) if `record` parses as an example of the schema (`embedding_dim`: the
+  pre-computed one) and, in the image schema, its image — if its magic number names a format
+  we decode — decodes; else (UNPARSABLE or UNDECODABLE, why). The bytes are checked as a
+  protocol buffer first: TensorFlow's own parse error quotes them and cannot even be raised in
+  Python when they are not UTF-8."""
+  data = record.numpy() if hasattr(record, "numpy") else record
+  try:
+    tf.train.Example.FromString(data)
+  except protobuf_message.DecodeError:
+    return UNPARSABLE, "its bytes are not a tf.train.Example"
+  try:
+    ex = schema.parse(tf.constant(data), embedding_dim)
+  except (tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
+    return UNPARSABLE, _clean(getattr(e, "message", None) or type(e).__name__)
+  if not embedding_dim and preprocess.image_format(ex[schema.IMAGE]).numpy():
+    try:
+      preprocess.decode_image(ex[schema.IMAGE])
+    except (tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
+      return UNDECODABLE, "its image does not decode: " + _clean(
+          getattr(e, "message", None) or type(e).__name__)
+  return 0, None
+
+
+def _problem_code(record, embedding_dim):
+  """`_problem`'s code as a scalar int32 tensor (eager, through `tf.py_function`: only used with
+  `skip_corrupt`, where a bad record must be dropped and counted instead of stopping the run;
+  it decodes each image once more)."""
+  code = tf.py_function(lambda r: _problem(r, embedding_dim)[0], [record], tf.int32)
+  code.set_shape([])
+  return code
+
+
+def find_corruption(files, embedding_dim=False):
+  """Scans shards record by record; returns [(file, error message)] for corrupt ones. With
+  `embedding_dim` (None: the image schema; D: the pre-computed one), a record that does not
+  parse as an example of that schema, or whose image does not decode, is corrupt too (its index
+  is named)."""
   bad = []
   for f in files:
     try:
-      for _ in tf.data.TFRecordDataset(f):
-        pass
+      for i, record in enumerate(tf.data.TFRecordDataset(f)):
+        why = None if embedding_dim is False else _problem(record, embedding_dim)[1]
+        if why:
+          bad.append((f, f"record {i} is not a usable example: {why}"))
+          break
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
       bad.append((f, _clean(e.message)))
   return bad
@@ -77,23 +131,37 @@ def _clean(message):
   return re.sub(r"\s*\[Op:.*$", "", message).strip()
 
 
-def raise_corruption(files, error):
-  """Re-raises a DataLossError from a multi-file pipeline naming the bad file(s)."""
-  bad = find_corruption(files)
+def raise_corruption(files, error, embedding_dim=False):
+  """Re-raises a DataLossError (or, with `embedding_dim` given, a parse error) from a multi-file
+  pipeline naming the bad file(s)."""
+  bad = find_corruption(files, embedding_dim)
   where = "; ".join(f"{f}: {msg}" for f, msg in bad) or f"one of {len(files)} files"
   raise CorruptDataError(
       f"corrupt TFRecord data in {where}. Re-convert the shard, or pass skip_corrupt=True "
-      f"(--config.data.skip_corrupt=True) to skip the rest of a corrupt file.") from error
+      f"(--config.data.skip_corrupt=True) to skip the rest of a corrupt file and drop (and "
+      f"count) records that do not parse or decode.") from error
 
 
 @contextlib.contextmanager
-def naming_corruption(file_pattern):
+def naming_corruption(file_pattern, embedding_dim=None):
   """Code reading `file_pattern` under this context raises `CorruptDataError` naming the corrupt
-  file and offset, instead of TensorFlow's `DataLossError`."""
+  file and offset, instead of TensorFlow's `DataLossError` — or the file and record index of a
+  record that is not an example of the schema (`embedding_dim`: None for the image schema, D for
+  the pre-computed one) or whose image does not decode, instead of a bare op error."""
   try:
     yield
   except tf.errors.DataLossError as e:
     raise_corruption(list_files(file_pattern), e)
+  except (tf.errors.InvalidArgumentError, UnicodeDecodeError) as e:
+    # A record that does not parse, or an image that does not decode: TensorFlow's message
+    # names neither file nor record (and when the record's bytes are not UTF-8, the message
+    # itself fails to decode).
+    if isinstance(e, UnicodeDecodeError) or re.search(r"ParseExample|Decode[A-Z]|Uncompress",
+                                                        e.message):
+      files = list_files(file_pattern)
+      if any("not a usable example" in why for _, why in find_corruption(files, embedding_dim)):
+        raise_corruption(files, e, embedding_dim)
+    raise
 
 
 def _read(skip_corrupt):
@@ -152,6 +220,8 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
   if len(files) < num_streams:
     ds = ds.shard(num_streams, index)
   counter = drop_counter or DropCounter()
+  if skip_corrupt:
+    ds = ds.filter(lambda r: counter.keep_usable(_problem_code(r, embedding_dim)))
   if epoch_batches:
     ds = ds.filter(lambda r: counter.keep(_checked(0, r, embedding_dim)))
   ds = ds.shuffle(shuffle_buffer, seed=seed + index, reshuffle_each_iteration=True)
@@ -271,6 +341,8 @@ def eval_examples(file_pattern, *, embedding_dim=None, skip_corrupt=False, drop_
       _read(skip_corrupt), cycle_length=1, block_length=1, num_parallel_calls=AUTOTUNE,
       deterministic=True)
   counter = drop_counter or DropCounter()
+  if skip_corrupt:
+    ds = ds.filter(lambda r: counter.keep_usable(_problem_code(r, embedding_dim)))
 
   def parse(record):
     ex = schema.parse(record, embedding_dim)

@@ -188,7 +188,7 @@ def evaluate(evaluators, model, out_dir=None, progress=False, log=None, strategy
     if ev.source_key not in cache:
       if log:
         log(f"embedding {ev.data}")
-      with pipeline.naming_corruption(ev.data):
+      with pipeline.naming_corruption(ev.data, ev.embedding_dim):
         cache[ev.source_key] = embed_eval_set(
             model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
             embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,

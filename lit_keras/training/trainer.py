@@ -217,7 +217,8 @@ def train(task, workdir, strategy):
                        learning_rate=lambda: tf.convert_to_tensor(optimizer.learning_rate))
   summaries = os.path.join(workdir, "train") if chief else None
   train_files = config.precompute.train if config.precompute.enabled else config.data.train
-  with runner.Preemption(manager, step) as preemption, pipeline.naming_corruption(train_files):
+  with runner.Preemption(manager, step) as preemption, pipeline.naming_corruption(
+      train_files, config.precompute.dim if config.precompute.enabled else None):
     controller = orbit.Controller(
         global_step=step, trainer=trainer, evaluator=evaluator, strategy=strategy,
         train_actions=[log, preemption], steps_per_loop=steps_per_loop,

@@ -330,3 +330,56 @@ def test_epoch_batches_never_repeat_an_example_in_a_batch(numbered_shards):
   with pytest.raises(tf.errors.InvalidArgumentError,
                      match="fewer usable examples than its batch of 24"):
     _caption_batches(numbered_shards, 24, 1, epoch_batches=True)
+
+
+def _fuzz_records(tmp_path, iterations, seed):
+  """Seeded mutants of a 7-record shard through the evaluation and training pipelines: one
+  record's tf.train.Example bytes mutated (written with a valid CRC), or the shard's raw bytes
+  mutated (the CRC catches it). Returns the outcomes seen."""
+  jpeg = bad_and_odd_images()["jpeg"][0]
+  records = [schema.image_example(jpeg, [f"caption {i}"], f"id{i}") for i in range(7)]
+  rng = np.random.default_rng(seed)
+  outcomes = set()
+  for it in range(iterations):
+    path = tmp_path / f"m{it}.tfrecord"
+    if it % 2 == 0:  # a mutated example, valid framing
+      victim = int(rng.integers(7))
+      buf = bytearray(records[victim])
+      for _ in range(int(rng.integers(1, 4))):
+        buf[int(rng.integers(len(buf)))] = int(rng.integers(256))
+      _write(path, records[:victim] + [bytes(buf)] + records[victim + 1:])
+    else:  # mutated framing: a flipped byte anywhere in the shard
+      _write(path, records)
+      data = bytearray(path.read_bytes())
+      data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+      path.write_bytes(bytes(data))
+    files = [str(path)]
+    # Without skip_corrupt: whole batches of fixed shape, or CorruptDataError naming the file.
+    try:
+      with pipeline.naming_corruption(files):
+        batches = list(pipeline.eval_dataset(files, batch_size=4, image_size=8))
+      assert all(b["image"].shape[1:] == (8, 8, 3) for b in batches)
+      outcomes.add("read")
+    except pipeline.CorruptDataError as e:
+      assert str(path) in str(e)
+      outcomes.add("named")
+    # With skip_corrupt: never an error; every record kept or counted once (one pass).
+    counter = pipeline.DropCounter()
+    kept = sum(int(b["image"].shape[0]) for b in pipeline.eval_dataset(
+        files, batch_size=4, image_size=8, skip_corrupt=True, drop_counter=counter))
+    readable = sum(1 for _ in tf.data.TFRecordDataset(files).ignore_errors())
+    assert kept + sum(counter.counts().values()) == readable, (it, kept, counter.counts())
+    train = pipeline.train_dataset(files, batch_size=2, image_size=8, seed=0, shuffle_buffer=1,
+                                   skip_corrupt=True)
+    if kept >= 2:
+      assert all(b["image"].shape == (2, 8, 8, 3) for b in train.take(3))
+  return outcomes
+
+
+def test_fuzzed_shards_and_examples_are_named_or_dropped_and_counted(tmp_path):
+  assert _fuzz_records(tmp_path, 12, seed=0) == {"read", "named"}
+
+
+@pytest.mark.slow
+def test_fuzzed_shards_and_examples_long_run(tmp_path):
+  assert _fuzz_records(tmp_path, 300, seed=1) == {"read", "named"}
