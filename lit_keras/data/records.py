@@ -32,21 +32,29 @@ def read_manifest(path, image_column, caption_columns, label_column=None, id_col
                   image_root=None, caption_separator=None):
   """Returns (rows, rejected). rows: dicts with image_path, texts, label, id."""
   ext = os.path.splitext(path)[1].lower()
-  with tf.io.gfile.GFile(path, "r") as f:
-    if ext == ".jsonl":
-      records = []
-      for n, line in enumerate(f, 1):
-        if line.strip():
-          try:
-            records.append((n, json.loads(line)))
-          except json.JSONDecodeError as e:
-            records.append((n, e))
-    elif ext in (".csv", ".tsv"):
-      reader = csv.DictReader(io.StringIO(f.read(), newline=""),
-                              delimiter="\t" if ext == ".tsv" else ",")
+  if ext not in (".jsonl", ".csv", ".tsv"):
+    raise ValueError(f"unsupported manifest {path}: expected .csv, .tsv or .jsonl")
+  with tf.io.gfile.GFile(path, "rb") as f:
+    raw = f.read()
+  if ext == ".jsonl":
+    records = []
+    for n, line in enumerate(raw.split(b"\n"), 1):
+      if line.strip():
+        try:
+          rec = json.loads(line.decode("utf-8"))
+          records.append((n, rec if isinstance(rec, dict) else
+                          ValueError(f"a JSON {type(rec).__name__}, not an object")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+          records.append((n, e))
+  else:
+    # Invalid UTF-8 becomes U+FFFD (a path then names no file and its row is rejected; a
+    # caption keeps the character, as the pipelines do).
+    reader = csv.DictReader(io.StringIO(raw.decode("utf-8", errors="replace"), newline=""),
+                            delimiter="\t" if ext == ".tsv" else ",")
+    try:
       records = list(enumerate(reader, 2))
-    else:
-      raise ValueError(f"unsupported manifest {path}: expected .csv, .tsv or .jsonl")
+    except csv.Error as e:
+      raise ValueError(f"{path}: not a readable {ext[1:].upper()} file ({e})") from e
   rows, rejected = [], []
   root = image_root or os.path.dirname(path if "://" in path else os.path.abspath(path))
   for n, rec in records:
@@ -56,6 +64,9 @@ def read_manifest(path, image_column, caption_columns, label_column=None, id_col
       continue
     if not rec.get(image_column):
       rejected.append((where, f"no {image_column!r} value"))
+      continue
+    if not isinstance(rec[image_column], str):
+      rejected.append((where, f"{image_column!r} is not a path"))
       continue
     texts = []
     for col in caption_columns:
@@ -69,7 +80,7 @@ def read_manifest(path, image_column, caption_columns, label_column=None, id_col
     label = rec.get(label_column) if label_column else None
     try:
       label = None if label in (None, "") else int(label)
-    except ValueError:
+    except (TypeError, ValueError):
       rejected.append((where, f"label {label!r} is not an integer"))
       continue
     image_path = os.path.join(root, rec[image_column])

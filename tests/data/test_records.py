@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 from PIL import Image
+import pytest
 import tensorflow as tf
 
 from lit_keras.data import pipeline
@@ -98,3 +99,57 @@ def test_class_folders_parallel(tmp_path):
   texts = {t.decode() for t in b["texts"][:, 0].numpy()}
   assert texts == {"golden retriever", "tabby cat"}
   assert sorted(set(b["label"].numpy().tolist())) == [0, 1]
+
+
+def _fuzz_manifests(tmp_path, iterations, seed):
+  """Seeded byte mutants of a CSV and a JSONL manifest through the converter: never an
+  exception; every row found is written or rejected with a reason, the report says exactly what
+  the shards hold, and no temporary file is left."""
+  names = _images(tmp_path / "imgs", 4)
+  rows = [{"path": f"imgs/{n}", "title": f"image {i}", "label": i} for i, n in enumerate(names)]
+  rows.append({"path": "imgs/broken.png", "title": "broken", "label": 9})
+  with open(tmp_path / "base.csv", "w", newline="") as f:
+    w = csv.DictWriter(f, ["path", "title", "label"])
+    w.writeheader()
+    w.writerows(rows)
+  with open(tmp_path / "base.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  rng = np.random.default_rng(seed)
+  reasons = set()
+  for it in range(iterations):
+    ext = ".csv" if it % 2 == 0 else ".jsonl"
+    data = bytearray((tmp_path / f"base{ext}").read_bytes())
+    for _ in range(int(rng.integers(1, 4))):
+      i = int(rng.integers(len(data)))
+      kind = int(rng.integers(3))
+      if kind == 0:
+        data[i] = int(rng.integers(256))
+      elif kind == 1:
+        data[i:i] = bytes([int(rng.integers(256))])
+      else:
+        del data[i]
+    manifest = tmp_path / f"m{it}{ext}"
+    manifest.write_bytes(bytes(data))
+    found, pre_rejected = records.read_manifest(str(manifest), "path", ["title"], "label")
+    out = tmp_path / f"out{it}"
+    report = records.convert(found, str(out), "d", num_shards=2, workers=1,
+                             pre_rejected=pre_rejected, quiet=True)
+    shards = sorted(str(p) for p in out.glob("d-*.tfrecord"))
+    in_shards = sum(1 for _ in tf.data.TFRecordDataset(shards))
+    assert report["written"] == in_shards, it
+    assert report["written"] + report["rejected"] == len(found) + len(pre_rejected), it
+    assert sum(report["rejected_by_reason"].values()) == report["rejected"], it
+    assert all(reason for _, reason in report["rejected_rows"])
+    assert not [p for p in os.listdir(out) if ".tmp" in p], it
+    reasons.update(report["rejected_by_reason"])
+  return reasons
+
+
+def test_fuzzed_manifests_are_written_or_rejected_with_reasons(tmp_path):
+  reasons = _fuzz_manifests(tmp_path, 16, seed=0)
+  assert "missing file" in reasons and any(r.startswith("unreadable") for r in reasons), reasons
+
+
+@pytest.mark.slow
+def test_fuzzed_manifests_long_run(tmp_path):
+  _fuzz_manifests(tmp_path, 400, seed=1)
