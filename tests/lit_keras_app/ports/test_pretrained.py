@@ -62,6 +62,75 @@ def test_efficientnet_feature_vector_is_the_classifier_input(exports):
   np.testing.assert_allclose(feats @ kernel + bias, clf(x).numpy(), atol=1e-3, rtol=1e-4)
 
 
+# EfficientNet-B0's block table (Tan & Le 2019, Table 1), which Lite0 keeps: (repeats, kernel,
+# stride, expansion, output channels), from a 32-channel stem to a 1280-channel head.
+_B0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+
+
+def _same_pad(x, k, s):
+  """TensorFlow's "same" padding of an NHWC array for a k×k window at stride s."""
+  pads = []
+  for size in x.shape[1:3]:
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    pads.append((total // 2, total - total // 2))
+  return np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
+
+
+def _conv(x, w, s=1, depthwise=False):
+  """NHWC x, a PyTorch weight ([out, in, k, k], or [C, 1, k, k] depthwise): a plain NumPy conv."""
+  k = w.shape[-1]
+  xp = _same_pad(x, k, s)
+  ho, wo = -(-x.shape[1] // s), -(-x.shape[2] // s)
+  out = 0.0
+  for i in range(k):
+    for j in range(k):
+      patch = xp[:, i:i + s * ho:s, j:j + s * wo:s, :]
+      out = out + (patch * w[:, 0, i, j] if depthwise else patch @ w[:, :, i, j].T)
+  return out
+
+
+def _numpy_lite0_features(sd, images):
+  """EfficientNet-Lite0's pooled features, written from the architecture and the PyTorch state
+  dict alone (float64): ReLU6, no squeeze-and-excitation, BN eps 1e-3, (255x − 127) / 128."""
+  bn = lambda x, p: ((x - sd[p + ".running_mean"]) / np.sqrt(sd[p + ".running_var"] + 1e-3)
+                     * sd[p + ".weight"] + sd[p + ".bias"])
+  relu6 = lambda x: np.clip(x, 0.0, 6.0)
+  x = (images.astype(np.float64) * 255.0 - 127.0) / 128.0
+  x = relu6(bn(_conv(x, sd["_conv_stem.weight"], 2), "_bn0"))
+  b, cin = 0, 32
+  for repeats, k, stride, expand, cout in _B0_STAGES:
+    for r in range(repeats):
+      p, s, inp = f"_blocks.{b}.", stride if r == 0 else 1, x
+      if expand != 1:
+        x = relu6(bn(_conv(x, sd[p + "_expand_conv.weight"]), p + "_bn0"))
+      x = relu6(bn(_conv(x, sd[p + "_depthwise_conv.weight"], s, depthwise=True), p + "_bn1"))
+      x = bn(_conv(x, sd[p + "_project_conv.weight"]), p + "_bn2")
+      if s == 1 and cin == cout:
+        x = x + inp
+      b, cin = b + 1, cout
+  x = relu6(bn(_conv(x, sd["_conv_head.weight"]), "_bn1"))
+  assert b == 16
+  return x.mean(axis=(1, 2))
+
+
+def test_efficientnet_lite0_matches_a_numpy_forward(exports):
+  """The exported feature vector against an independent float64 NumPy forward of the PyTorch
+  weights, on a reduced input (two 64×64 crops of real photos)."""
+  from lit_keras_app.ports import torch_pickle
+  files = pretrained.source_files("efficientnet_lite0")
+  sd = {k: v.astype(np.float64) for k, v in torch_pickle.load_legacy_state_dict(
+      files["models/efficientnet-lite0-57934424.pth"]).items() if v.dtype.kind == "f"}
+  images = tf.image.resize(tf.concat([_photo("chelsea"), _photo("coffee")], 0), [64, 64]).numpy()
+  want = _numpy_lite0_features(sd, images)
+  got = hub.KerasLayer(exports["efficientnet_lite0_feature_vector"])(images).numpy()
+  assert got.shape == want.shape == (2, 1280)
+  np.testing.assert_allclose(got, want, atol=2e-4, rtol=1e-4)
+  logits = hub.KerasLayer(exports["efficientnet_lite0_classification"])(images).numpy()
+  np.testing.assert_allclose(logits, want @ sd["_fc.weight"].T + sd["_fc.bias"], atol=2e-3,
+                             rtol=1e-4)
+
+
 SENTENCES = ["A man is playing a guitar.", "Someone is strumming a guitar.",
              "A woman is slicing an onion.", "A person cuts up an onion.",
              "The stock market fell sharply today.", "Share prices dropped steeply today.",
