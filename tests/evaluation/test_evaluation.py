@@ -1,4 +1,6 @@
 """Zero-shot and retrieval metrics against brute-force NumPy references."""
+import re
+
 import numpy as np
 import pytest
 
@@ -84,7 +86,21 @@ def test_confusion_matrix_and_files(tmp_path):
                                   rng.uniform(size=(4, 8, 8, 3)), img, txt,
                                   ["c0", "c1", "c2", "c3"], [(0, 0), (5, 3)], k=3)
   text = open(html).read()
-  assert text.count("<img") >= 2 * 3 and "t5" in text and "data:image/png;base64" in text
+  # Two text queries × 3 images, plus the 2 image queries' own thumbnails.
+  assert text.count("<img src='data:image/png;base64,") == 2 * 3 + 2
+  # Each image query lists the top-3 captions by cosine similarity (NumPy), best first.
+  for target in (0, 3):
+    sims = txt @ img[target]
+    want = "".join(f"<li>t{j} ({sims[j]:.2f})</li>" for j in np.argsort(-sims)[:3])
+    assert f"<ol>{want}</ol>" in text, target
+  # Each text query's top-3 images, scores in descending order, the true match outlined green.
+  for q, target in ((0, 0), (5, 3)):
+    sims = img @ txt[q]
+    top = np.argsort(-sims)[:3]
+    row = text.split(f"<tr><td><b>t{q}</b></td>")[1].split("</tr>")[0]
+    assert [f"{float(x):.2f}" for x in re.findall(r"<br>(-?\d\.\d\d)</td>", row)] == [
+        f"{sims[i]:.2f}" for i in top]
+    assert row.count("#2a2") == int(target in top)
 
 
 def test_shipped_class_names_and_templates():
