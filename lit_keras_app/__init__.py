@@ -8,7 +8,7 @@
 
 Imports run downward: `cli` → `resolve` → `datasets` → `ports` → `lit_keras`.
 """
-from lit_keras_app import console
+from lit_keras_app import native_log
 
-console.native_log_level()  # before TensorFlow loads: its C++ log only with --verbose
+native_log.native_log_level()  # before TensorFlow loads: its C++ log only with --verbose
 import lit_keras  # noqa: E402,F401  (pins Keras 2 before TensorFlow loads)

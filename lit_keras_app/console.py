@@ -3,41 +3,25 @@
 By default the programs hide TensorFlow's C++ log (the CUDA `cuInit` error line on CPU machines,
 oneDNN notes), every INFO line not logged by lit_keras itself (TensorFlow's SavedModel writer,
 matplotlib, and Orbit's, which Orbit also prints) and absl's
-`I1201 07:08:03.155493 139841356172160 file.py:105]` line prefixes. Warnings and errors still show, prefixed `warning:` / `error:`.
-`--verbose` on the command line brings everything back; a TF_CPP_MIN_LOG_LEVEL set in the
-environment is respected.
+`I1201 07:08:03.155493 139841356172160 file.py:105]` line prefixes. Warnings and errors still
+show, prefixed `warning:` / `error:`. `--verbose` on the command line brings everything back; a
+TF_CPP_MIN_LOG_LEVEL set in the environment is respected.
 
-This module imports nothing heavy: `native_log_level` runs before TensorFlow is first imported.
+The C++ part is set by `lit_keras_app.native_log` before TensorFlow is first imported.
 """
 import contextlib
 import logging
 import os
 import sys
 
+from lit_keras import errors
+from lit_keras_app.native_log import verbose_requested
+
 # Messages TensorFlow/tf_keras print at WARNING level that say nothing to act on: writing a
 # SavedModel; the checkpoint objects of a refused resume (the error says why) being deleted.
 _HARMLESS = ("the compiled metrics have yet to be built",
              "Value in checkpoint could not be found in the restored object",
              "being deleted with unrestored values")
-
-
-def verbose_requested(argv=None):
-  """True if the command line holds --verbose (or --verbose=true/1; --noverbose wins)."""
-  value = False
-  for arg in (sys.argv if argv is None else argv)[1:]:
-    if arg == "--verbose":
-      value = True
-    elif arg.startswith("--verbose="):
-      value = arg.split("=", 1)[1].lower() in ("1", "true", "yes")
-    elif arg == "--noverbose":
-      value = False
-  return value
-
-
-def native_log_level(argv=None):
-  """Sets TensorFlow's C++ log level from the command line unless the environment sets it."""
-  if "TF_CPP_MIN_LOG_LEVEL" not in os.environ:
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0" if verbose_requested(argv) else "3"
 
 
 class _PlainFormatter(logging.Formatter):
@@ -102,7 +86,6 @@ def setup_errors():
   workdir of another model) ends the program with its one-line message and exit code 2; a
   diverging run (the trainer's FloatingPointError) with exit code 3; no traceback unless
   `--verbose`."""
-  from lit_keras import errors  # pylint: disable=g-import-not-at-top
   try:
     yield
   except errors.SetupError as e:

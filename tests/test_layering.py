@@ -13,7 +13,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # independent of each other. `lit_keras` (the package `__init__`) sits above the library it
 # re-exports; the application sits above all of the library.
 LAYERS = [
-    ("lit_keras.env", "lit_keras.cache", "lit_keras.serialization", "lit_keras.assets"),
+    ("lit_keras.env", "lit_keras.cache", "lit_keras.serialization", "lit_keras.assets",
+     "lit_keras.errors"),
     ("lit_keras.data",),
     ("lit_keras.layers", "lit_keras.losses"),
     ("lit_keras.towers",),
@@ -21,7 +22,8 @@ LAYERS = [
     ("lit_keras.evaluation",),
     ("lit_keras.training", "lit_keras.export"),
     ("lit_keras",),
-    ("lit_keras_app.ports",),
+    ("lit_keras_app.native_log",),
+    ("lit_keras_app.ports", "lit_keras_app.console"),
     ("lit_keras_app.datasets",),
     ("lit_keras_app.resolve",),
     ("lit_keras_app.cli",),

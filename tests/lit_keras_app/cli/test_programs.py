@@ -16,6 +16,7 @@ import tensorflow_text  # noqa: F401  (the export's tokenizer ops)
 from lit_keras.training import task as task_lib
 from lit_keras.training import trainer
 from lit_keras_app import console
+from lit_keras_app import native_log
 from tests import runs
 
 # absl's line prefix (`I1201 07:08:03.155493 139841356172160 file.py:105]`) and TF's C++ one.
@@ -75,9 +76,9 @@ def test_verbose_brings_the_log_back(run, tmp_path):
   code, out = _run("evaluate.py", f"--workdir={workdir}", f"--output_dir={tmp_path}", "--verbose")
   assert code == 0, out[-3000:]
   assert _ABSL_PREFIX.search(out) and _CPP_PREFIX.search(out), out[:2000]
-  assert console.verbose_requested(["p", "--verbose"])
-  assert not console.verbose_requested(["p", "--verbose", "--noverbose"])
-  assert not console.verbose_requested(["p", "--verbose=false"])
+  assert native_log.verbose_requested(["p", "--verbose"])
+  assert not native_log.verbose_requested(["p", "--verbose", "--noverbose"])
+  assert not native_log.verbose_requested(["p", "--verbose=false"])
 
 
 def test_tensorboard_files_hold_the_logged_metrics(run):
