@@ -146,8 +146,9 @@ _SCHEDULE_FIELDS = ("total_steps", "log_every", "checkpoint_every", "eval_every"
 
 
 def _restore(ckpt, latest, config, workdir, strategy):
-  """Restores `latest`; a checkpoint of another model is an IncompatibleWorkdirError that names
-  the config fields that differ from the run that wrote the workdir."""
+  """Restores `latest`; a checkpoint of another model (or a damaged one) is an
+  IncompatibleWorkdirError that names the config fields that differ from the run that wrote the
+  workdir."""
   try:
     with strategy.scope():
       ckpt.restore(latest).assert_existing_objects_matched()
@@ -161,9 +162,9 @@ def _restore(ckpt, latest, config, workdir, strategy):
     except (OSError, ValueError, tf.errors.OpError):
       diff = []
     raise errors.IncompatibleWorkdirError(
-        f"{workdir} holds checkpoints of a different model ({latest}: "
-        f"{str(e).strip().splitlines()[0][:160]}); config fields that differ from that run: "
-        f"{'; '.join(diff[:8]) or 'unknown (no readable config.json)'}. Use a new --workdir, "
+        f"{workdir} cannot resume from {latest} ({str(e).strip().splitlines()[0][:160]}): a "
+        f"different model wrote it (or it is damaged); config fields that differ from that run: "
+        f"{'; '.join(diff[:8]) or 'none (or no readable config.json)'}. Use a new --workdir, "
         "or the config that wrote it") from None
 
 

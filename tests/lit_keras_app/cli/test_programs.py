@@ -174,9 +174,10 @@ def test_a_workdir_of_another_model_is_refused_and_left_as_it_was(run, cache):
   checkpoints = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   code, out = _train_py(cache, workdir, "--config.total_steps=30", "--config.model.embed_dim=16")
   assert code == console.SETUP_ERROR_EXIT_CODE, out[-3000:]
-  assert re.search(rf"^error: {re.escape(workdir)} holds checkpoints of a different model .*"
-                   r"config fields that differ from that run: model.embed_dim: 32 -> 16\. Use a "
-                   r"new --workdir", out, re.M), out[-3000:]
+  assert re.search(rf"^error: {re.escape(workdir)} cannot resume from \S+ckpt-20 \(.*\): a "
+                   r"different model wrote it \(or it is damaged\); config fields that differ "
+                   r"from that run: model.embed_dim: 32 -> 16\. Use a new --workdir", out,
+                   re.M), out[-3000:]
   assert "warning: Value in checkpoint" not in out
   assert open(os.path.join(workdir, "config.json")).read() == config_json
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == checkpoints
