@@ -13,6 +13,10 @@ class NoFilesError(SetupError, FileNotFoundError):
   """A file pattern (a `--config.data.train` glob, an evaluation set) matches nothing."""
 
 
+class NoUsableExampleError(SetupError, ValueError):
+  """Training data whose records are all unusable (a training stream would wait forever)."""
+
+
 class StrategyUnavailableError(SetupError, RuntimeError):
   """The requested tf.distribute strategy cannot run here (e.g. `--strategy=tpu` without a TPU)."""
 

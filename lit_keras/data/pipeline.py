@@ -185,6 +185,28 @@ def _checked(example_seed, record, embedding_dim):
   return {"seed": example_seed, "example": ex, "valid_image": ok_image, "valid_text": ok_text}
 
 
+def require_a_usable_example(file_pattern, embedding_dim=None):
+  """Raises `errors.NoUsableExampleError` unless some record of the files is usable (parses,
+  a known image format or an embedding, a non-empty caption). A training stream repeats its
+  files and filters, so on data without a usable example it would wait forever. Reads records
+  until the first usable one: usually one."""
+  files = list_files(file_pattern)
+  for f in files:
+    try:
+      for record in tf.data.TFRecordDataset(f):
+        if _problem(record, embedding_dim)[0]:
+          continue
+        checked = _checked(0, record, embedding_dim)
+        if bool(checked["valid_image"]) and bool(checked["valid_text"]):
+          return
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError):
+      continue  # a corrupt shard: the next one may hold a usable example
+  raise errors.NoUsableExampleError(
+      f"no usable training example in {len(files)} file(s) of {file_pattern!r}: every record "
+      "is unparsable, has an image of an unknown format or no caption (lit-keras-validate "
+      "says which)")
+
+
 def _fail_with(x, message):
   with tf.control_dependencies([tf.debugging.Assert(False, [message])]):
     return tf.identity(x)

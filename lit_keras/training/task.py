@@ -89,7 +89,8 @@ class LiTTask:
       raise ValueError("config.precompute.enabled needs a locked image tower (setting 'L?')")
     if not c.data.train:
       raise ValueError("config.data.train is empty")
-    pipeline.list_files(c.data.train)  # raises naming the pattern if nothing matches
+    # Raises naming the pattern if nothing matches, or if no record is usable.
+    pipeline.require_a_usable_example(c.data.train)
     evaluators.build(self.eval_specs(), c.image.image_size)  # unknown types, classes, files
     return self
 

@@ -181,3 +181,20 @@ def test_a_workdir_of_another_model_is_refused_and_left_as_it_was(run, cache):
   assert "warning: Value in checkpoint" not in out
   assert open(os.path.join(workdir, "config.json")).read() == config_json
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == checkpoints
+
+
+def test_training_data_without_a_usable_example_gets_one_line(cache, tmp_path):
+  """A training stream would wait forever on such data; train.py says so at once."""
+  from lit_keras.data import schema
+  bad = str(tmp_path / "bad.tfrecord")
+  with tf.io.TFRecordWriter(bad) as w:
+    w.write(b"\x0a\xff not an example")
+    w.write(schema.image_example(b"RIFF....WEBP", ["a caption"], "webp"))
+    w.write(schema.image_example(b"\x89PNG\r\n\x1a\n....", [" "], "no caption"))
+  workdir = tmp_path / "workdir"
+  code, out = _train_py(cache, str(workdir), "--config.total_steps=5",
+                        f"--config.data.train={bad}")
+  assert code == console.SETUP_ERROR_EXIT_CODE, out[-3000:]
+  assert re.search(r"^error: no usable training example in 1 file\(s\) of '.*bad.tfrecord'",
+                   out, re.M), out[-3000:]
+  assert not workdir.exists()
