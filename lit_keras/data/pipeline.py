@@ -27,6 +27,7 @@ from lit_keras.data import schema
 
 AUTOTUNE = tf.data.AUTOTUNE
 DROP_REASONS = ("undecodable_image", "no_caption", "unparsable_record")
+UNPARSABLE, UNDECODABLE = 1, 2  # `_problem` codes (0: usable)
 
 
 class CorruptDataError(RuntimeError):
@@ -52,10 +53,11 @@ class DropCounter:
 
   def keep_usable(self, code):
     """A `Dataset.filter` predicate on a `_problem` code: keeps usable records (0), counts the
-    others as unparsable records (1) or undecodable images (2)."""
+    others as unparsable records or undecodable images."""
     with tf.control_dependencies([
-        self._vars["unparsable_record"].assign_add(tf.cast(tf.equal(code, 1), tf.int64)),
-        self._vars["undecodable_image"].assign_add(tf.cast(tf.equal(code, 2), tf.int64))]):
+        self._vars["unparsable_record"].assign_add(tf.cast(tf.equal(code, UNPARSABLE), tf.int64)),
+        self._vars["undecodable_image"].assign_add(
+            tf.cast(tf.equal(code, UNDECODABLE), tf.int64))]):
       return tf.equal(code, 0)
 
   def counts(self):
@@ -69,9 +71,6 @@ def list_files(file_pattern):
     raise errors.NoFilesError(f"no TFRecord files match {file_pattern!r}: check the path (and, "
                               "for gs://, the credentials), or build the data first")
   return files
-
-
-UNPARSABLE, UNDECODABLE = 1, 2  # `_problem` codes
 
 
 def _problem(record, embedding_dim):
@@ -131,10 +130,10 @@ def _clean(message):
   return re.sub(r"\s*\[Op:.*$", "", message).strip()
 
 
-def raise_corruption(files, error, embedding_dim=False):
+def raise_corruption(files, error, embedding_dim=False, bad=None):
   """Re-raises a DataLossError (or, with `embedding_dim` given, a parse error) from a multi-file
-  pipeline naming the bad file(s)."""
-  bad = find_corruption(files, embedding_dim)
+  pipeline naming the bad file(s): `bad`, `find_corruption`'s result if already computed."""
+  bad = find_corruption(files, embedding_dim) if bad is None else bad
   where = "; ".join(f"{f}: {msg}" for f, msg in bad) or f"one of {len(files)} files"
   raise CorruptDataError(
       f"corrupt TFRecord data in {where}. Re-convert the shard, or pass skip_corrupt=True "
@@ -159,8 +158,9 @@ def naming_corruption(file_pattern, embedding_dim=None):
     if isinstance(e, UnicodeDecodeError) or re.search(r"ParseExample|Decode[A-Z]|Uncompress",
                                                         e.message):
       files = list_files(file_pattern)
-      if any("not a usable example" in why for _, why in find_corruption(files, embedding_dim)):
-        raise_corruption(files, e, embedding_dim)
+      bad = find_corruption(files, embedding_dim)
+      if bad:
+        raise_corruption(files, e, embedding_dim, bad)
     raise
 
 

@@ -44,7 +44,7 @@ _IMAGE_SIZE = flags.DEFINE_integer("image_size", None, "Input size (with --saved
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where results go.")
 _BATCH = flags.DEFINE_integer(
     "batch_size", 64, "Evaluation batch size (per replica). 64 keeps the demo's evaluation at "
-    "2.5 GB peak RSS (256: 5.9 GB, and no faster; benchmarks/rss_over_time.py).")
+    "2.7 GB peak RSS (256: 5.9 GB, and no faster; benchmarks/rss_over_time.py).")
 _STRATEGY = flags.DEFINE_enum("strategy", "auto", strategy_lib.STRATEGIES,
                               "The replicas share the evaluation (each example embedded once).")
 _TPU = flags.DEFINE_string("tpu", None, "TPU name/address ('local' on a Cloud TPU VM).")
