@@ -19,6 +19,15 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
+    # TFDS datasets as sources (`tfds:NAME:SPLIT`); importlib_resources: TFDS's dataset builders.
+    "tfds": [
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",
+    ],
+    # The converter as an Apache Beam pipeline (`lit-keras-convert --beam`).
+    "beam": [
+        "apache-beam>=2.60",
+    ],
     "test": [
         "pytest",
         "scikit-image",

@@ -8,21 +8,30 @@ import ml_collections
 
 
 def evaluator(type, dataset="", split="", data="", classes="", templates="",  # pylint: disable=redefined-builtin
-              during_training=True):
+              during_training=True, train_split="", train_data="", shots=(1, 5, 10, 25),
+              seeds=3, l2_reg=2.0 ** 10, representations=("embedding", "features")):
   """One entry of `config.evals` (see `lit_keras.evaluation.evaluators`).
 
   Args:
-    type: "retrieval" or "zero_shot".
+    type: "retrieval", "zero_shot" or "fewshot".
     dataset, split: a registered dataset and its split (the programs fill `data`), or
-    data: a TFRecord glob of your own (empty: the evaluator is off until you set it).
+    data: a set of your own: a TFRecord glob, or a TFDS source `tfds:NAME[/CONFIG]:SPLIT
+      [@DATA_DIR]` (empty: the evaluator is off until you set it).
     classes, templates: zero-shot class list and prompt templates (a registered name such as
-      "imagenet1k" / "clip", or a file); default: the dataset's.
+      "imagenet1k" / "clip", or a file); default: the dataset's (a TFDS set's label names).
     during_training: also run every `eval_every` steps of training (from pre-computed image
       embeddings when the run trains from them); always run by evaluate.py.
+    train_split / train_data: `fewshot`: the labelled set its shots are drawn from (a split of
+      `dataset`, or a glob / TFDS source); `data` is the test set.
+    shots, seeds, l2_reg, representations: `fewshot`: images per class, draws, ridge penalty,
+      and which image representations are probed ("embedding", "features").
   """
   return ml_collections.ConfigDict(dict(
       type=type, dataset=dataset, split=split, data=data, data_dir="", classes=classes,
-      templates=templates, during_training=during_training, precomputed=""))
+      templates=templates, during_training=during_training, precomputed="",
+      train_split=train_split, train_data=train_data, precomputed_train="",
+      shots=tuple(shots), seeds=seeds, l2_reg=float(l2_reg),
+      representations=tuple(representations)))
 
 
 def base_config():

@@ -72,6 +72,8 @@ def _resolve_evals(config):
     ds = datasets.get(name)
     spec.data_dir = _dataset_dir(name, config)
     spec.data = ds.files(spec.data_dir, spec.split)
+    if spec.get("train_split") and not spec.get("train_data"):
+      spec.train_data = ds.files(spec.data_dir, spec.train_split)
     spec.classes = spec.get("classes") or (name if ds.class_names(spec.data_dir) else "")
     spec.templates = spec.get("templates") or (name if ds.templates else "")
 

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from lit_keras.data import pipeline
 from lit_keras.data import schema
+from lit_keras.data import tfds_source
 
 META = "meta.json"
 
@@ -36,9 +37,15 @@ def _module_stamp(handle):
 def cache_key(source, files):
   """16 hex digits identifying (tower + preprocessing, input files)."""
   ident = {"source": source, "module": _module_stamp(source["handle"]),
-           "files": [(os.path.basename(f), tf.io.gfile.stat(f).length
-                      if tf.io.gfile.exists(f) else None) for f in files]}
+           "files": [_file_stamp(f) for f in files]}
   return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_stamp(f):
+  """A TFRecord file's name and size; a TFDS source's name and version."""
+  if tfds_source.is_tfds(f):
+    return (f, str(tfds_source.builder(f).info.version))
+  return (os.path.basename(f), tf.io.gfile.stat(f).length if tf.io.gfile.exists(f) else None)
 
 
 def image_source(handle, image_size, value_range=(0.0, 1.0), output_key=None, crop_fraction=1.0):

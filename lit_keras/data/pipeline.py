@@ -24,6 +24,7 @@ import tensorflow as tf
 from lit_keras import errors
 from lit_keras.data import preprocess
 from lit_keras.data import schema
+from lit_keras.data import tfds_source
 
 AUTOTUNE = tf.data.AUTOTUNE
 DROP_REASONS = ("undecodable_image", "no_caption", "unparsable_record")
@@ -65,6 +66,11 @@ class DropCounter:
 
 
 def list_files(file_pattern):
+  """The sorted files of a glob (or list of globs); a TFDS source (`tfds:NAME:SPLIT`) is its
+  own single unit, checked to name a dataset."""
+  if tfds_source.is_tfds(file_pattern):
+    tfds_source.layout(file_pattern)
+    return [file_pattern]
   patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
   files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
   if not files:
@@ -147,6 +153,9 @@ def naming_corruption(file_pattern, embedding_dim=None):
   file and offset, instead of TensorFlow's `DataLossError` — or the file and record index of a
   record that is not an example of the schema (`embedding_dim`: None for the image schema, D for
   the pre-computed one) or whose image does not decode, instead of a bare op error."""
+  if tfds_source.is_tfds(file_pattern):  # TFDS names its own files
+    yield
+    return
   try:
     yield
   except tf.errors.DataLossError as e:
@@ -171,10 +180,15 @@ def _read(skip_corrupt):
   return read
 
 
+def _parsed(record, embedding_dim):
+  """A serialized record parsed (`schema.parse`); an example from a TFDS source as it is."""
+  return record if isinstance(record, dict) else schema.parse(record, embedding_dim)
+
+
 def _checked(example_seed, record, embedding_dim):
   """Parses a record and decides, cheaply (no image decoding), whether it is usable: the image
   bytes have a known format and some caption is non-empty."""
-  ex = schema.parse(record, embedding_dim)
+  ex = _parsed(record, embedding_dim)
   texts = preprocess.clean_texts(ex[schema.TEXTS])
   ok_text = tf.reduce_any(tf.strings.length(texts) > 0)
   if embedding_dim:
@@ -191,6 +205,10 @@ def require_a_usable_example(file_pattern, embedding_dim=None):
   files and filters, so on data without a usable example it would wait forever. Reads records
   until the first usable one: usually one."""
   files = list_files(file_pattern)
+  if tfds_source.is_tfds(file_pattern):
+    for _ in eval_examples(file_pattern).take(1):
+      return
+    files = []
   for f in files:
     try:
       for record in tf.data.TFRecordDataset(f):
@@ -230,19 +248,26 @@ def stream(files, index, num_streams, stream_batch, prepare, *, seed=0, start_st
   batches on its own, its remainder dropped: no batch spans two epochs, none holds an example
   twice, and a batch as large as the stream's usable examples is the whole stream each step.
   """
-  own = files[index::num_streams] if len(files) >= num_streams else files
-  ds = tf.data.Dataset.from_tensor_slices(own)
-  ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True)
-  if not epoch_batches:
-    ds = ds.repeat()
-  # At most one open reader per file of the stream: with more readers than files, the repeated
-  # file list would put copies of one file side by side, and each record several times in a row.
-  ds = ds.interleave(_read(skip_corrupt), cycle_length=min(cycle_length, len(own)),
-                     block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
-  if len(files) < num_streams:
-    ds = ds.shard(num_streams, index)
   counter = drop_counter or DropCounter()
-  if skip_corrupt:
+  if tfds_source.is_tfds(files[0]):
+    # Part `index` of the split, its files in an order of this stream's seed.
+    ds = tfds_source.examples(files[0], shard=(index, num_streams), shuffle_seed=seed + index)
+    if not epoch_batches:
+      ds = ds.repeat()
+  else:
+    own = files[index::num_streams] if len(files) >= num_streams else files
+    ds = tf.data.Dataset.from_tensor_slices(own)
+    ds = ds.shuffle(len(own), seed=seed + index, reshuffle_each_iteration=True)
+    if not epoch_batches:
+      ds = ds.repeat()
+    # At most one open reader per file of the stream: with more readers than files, the
+    # repeated file list would put copies of one file side by side, and each record several
+    # times in a row.
+    ds = ds.interleave(_read(skip_corrupt), cycle_length=min(cycle_length, len(own)),
+                       block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if len(files) < num_streams:
+      ds = ds.shard(num_streams, index)
+  if skip_corrupt and not tfds_source.is_tfds(files[0]):
     ds = ds.filter(lambda r: counter.keep_usable(_problem_code(r, embedding_dim)))
   if epoch_batches:
     ds = ds.filter(lambda r: counter.keep(_checked(0, r, embedding_dim)))
@@ -304,7 +329,7 @@ def train_dataset(file_pattern, batch_size, image_size, tokenize=None, *, input_
   files = list_files(file_pattern)
   ctx = input_context or tf.distribute.InputContext()
   replicas, pipelines = ctx.num_replicas_in_sync, ctx.num_input_pipelines
-  if pipelines > 1 and len(files) < pipelines:
+  if pipelines > 1 and len(files) < pipelines and not tfds_source.is_tfds(files[0]):
     raise ValueError(f"{len(files)} files cannot be sharded over {pipelines} input pipelines; "
                      "write more shards")
   num_streams = int(num_streams or replicas)
@@ -359,15 +384,18 @@ def eval_examples(file_pattern, *, embedding_dim=None, skip_corrupt=False, drop_
   "id"}. Examples whose image bytes have no known format or that have no caption are dropped and
   counted, as in `eval_dataset`."""
   files = list_files(file_pattern)
-  ds = tf.data.Dataset.from_tensor_slices(files).interleave(
-      _read(skip_corrupt), cycle_length=1, block_length=1, num_parallel_calls=AUTOTUNE,
-      deterministic=True)
   counter = drop_counter or DropCounter()
-  if skip_corrupt:
-    ds = ds.filter(lambda r: counter.keep_usable(_problem_code(r, embedding_dim)))
+  if tfds_source.is_tfds(file_pattern):
+    ds = tfds_source.examples(file_pattern)
+  else:
+    ds = tf.data.Dataset.from_tensor_slices(files).interleave(
+        _read(skip_corrupt), cycle_length=1, block_length=1, num_parallel_calls=AUTOTUNE,
+        deterministic=True)
+    if skip_corrupt:
+      ds = ds.filter(lambda r: counter.keep_usable(_problem_code(r, embedding_dim)))
 
   def parse(record):
-    ex = schema.parse(record, embedding_dim)
+    ex = _parsed(record, embedding_dim)
     texts = preprocess.clean_texts(ex[schema.TEXTS])
     if embedding_dim:
       image, ok_image = ex[schema.EMBEDDING], tf.constant(True)

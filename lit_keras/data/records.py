@@ -16,6 +16,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import sys
 
 from PIL import Image
@@ -126,7 +127,9 @@ def load_image_bytes(path):
       im.convert("RGBA" if "A" in im.getbands() else "RGB").save(out, format="PNG")
       return out.getvalue(), None
   except Exception as e:  # pylint: disable=broad-except
-    return None, f"unreadable image ({type(e).__name__}: {str(e)[:80]})"
+    # Without object addresses ("<_io.BytesIO object at 0x7f…>"): a report is reproducible.
+    why = re.sub(r"<[^<>]* at 0x[0-9a-f]+>", "the image bytes", str(e))[:80]
+    return None, f"unreadable image ({type(e).__name__}: {why})"
 
 
 def shard_of(example_id, num_shards):
@@ -137,34 +140,85 @@ def shard_path(output_dir, prefix, index, num_shards):
   return os.path.join(output_dir, f"{prefix}-{index:05d}-of-{num_shards:05d}.tfrecord")
 
 
-def _write_shard(job):
-  """Writes one shard atomically; returns its report. Runs in a worker process."""
-  path, rows = job
-  # Hidden marker, so that globs such as "train-*" match shards only.
-  done_marker = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.done.json")
-  if tf.io.gfile.exists(path) and tf.io.gfile.exists(done_marker):
-    with tf.io.gfile.GFile(done_marker, "r") as f:
-      return dict(json.load(f), skipped=True)
+def encode_row(row):
+  """(serialized example, None) for a row with a caption and a readable image, else
+  (None, reason)."""
+  if not row["texts"]:
+    return None, "no caption"
+  data, reason = load_image_bytes(row["image_path"])
+  if reason:
+    return None, reason
+  return schema.image_example(data, row["texts"], row["id"], row["label"]), None
+
+
+def _done_marker(path):
+  # Hidden, so that globs such as "train-*" match shards only.
+  return os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.done.json")
+
+
+def finished_shard(path):
+  """The report of a shard written completely by an earlier run, or None."""
+  marker = _done_marker(path)
+  if tf.io.gfile.exists(path) and tf.io.gfile.exists(marker):
+    with tf.io.gfile.GFile(marker, "r") as f:
+      return json.load(f)
+  return None
+
+
+def write_shard(path, encoded, num_rows):
+  """Writes a shard atomically (temporary name, then rename, then its done-marker).
+
+  Args:
+    encoded: (where, serialized example or None, rejection reason) per row, in order.
+    num_rows: how many rows the shard was given.
+  Returns:
+    its report: {"shard", "rows", "written", "rejected": [(where, reason)]}.
+  """
   written, rejected = 0, []
   tmp = f"{path}.tmp-{os.getpid()}"
   with tf.io.TFRecordWriter(tmp) as writer:
-    for row in rows:
-      if not row["texts"]:
-        rejected.append((row["where"], "no caption"))
+    for where, example, reason in encoded:
+      if example is None:
+        rejected.append((where, reason))
         continue
-      data, reason = load_image_bytes(row["image_path"])
-      if reason:
-        rejected.append((row["where"], reason))
-        continue
-      writer.write(schema.image_example(data, row["texts"], row["id"], row["label"]))
+      writer.write(example)
       written += 1
   tf.io.gfile.rename(tmp, path, overwrite=True)
-  report = {"shard": os.path.basename(path), "rows": len(rows), "written": written,
+  report = {"shard": os.path.basename(path), "rows": num_rows, "written": written,
             "rejected": rejected}
-  with tf.io.gfile.GFile(done_marker + ".tmp", "w") as f:
+  marker = _done_marker(path)
+  with tf.io.gfile.GFile(marker + ".tmp", "w") as f:
     json.dump(report, f)
-  tf.io.gfile.rename(done_marker + ".tmp", done_marker, overwrite=True)
-  return dict(report, skipped=False)
+  tf.io.gfile.rename(marker + ".tmp", marker, overwrite=True)
+  return report
+
+
+def _write_shard(job):
+  """Writes one shard (or finds it done); returns its report. Runs in a worker process."""
+  path, rows = job
+  done = finished_shard(path)
+  if done is not None:
+    return dict(done, skipped=True)
+  encoded = ((row["where"], *encode_row(row)) for row in rows)
+  return dict(write_shard(path, encoded, len(rows)), skipped=False)
+
+
+def write_report(output_dir, prefix, num_shards, shard_reports, rejected):
+  """The conversion's report (also saved as PREFIX.report.json): counts, and every rejected row
+  with its reason (`rejected`: those rejected before the shards, then the shards' own)."""
+  rejected = list(rejected)
+  written, skipped = 0, 0
+  for rep in shard_reports:
+    written += rep["written"]
+    skipped += rep["skipped"]
+    rejected.extend(tuple(r) for r in rep["rejected"])
+  reasons = collections.Counter(r[1].split(" (")[0] for r in rejected)
+  report = {"output_dir": output_dir, "prefix": prefix, "num_shards": num_shards,
+            "written": written, "rejected": len(rejected), "rejected_by_reason": dict(reasons),
+            "rejected_rows": [list(r) for r in rejected], "shards_skipped_as_done": skipped}
+  with tf.io.gfile.GFile(os.path.join(output_dir, f"{prefix}.report.json"), "w") as f:
+    json.dump(report, f, indent=2)
+  return report
 
 
 def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(), quiet=False):
@@ -187,7 +241,6 @@ def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(),
   main = sys.modules.get("__main__")
   if workers > 1 and not getattr(main, "__file__", None):
     workers = 1  # spawned workers re-import __main__, impossible from stdin or a REPL
-  written, skipped = 0, 0
   with tqdm(total=len(unique), unit="img", desc=f"{prefix}: converting", disable=quiet,
             file=sys.stderr) as bar:
     if workers > 1:
@@ -202,14 +255,4 @@ def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(),
       for job in jobs:
         results.append(_write_shard(job))
         bar.update(results[-1]["rows"])
-  for rep in results:
-    written += rep["written"]
-    skipped += rep["skipped"]
-    rejected.extend(tuple(r) for r in rep["rejected"])
-  reasons = collections.Counter(r[1].split(" (")[0] for r in rejected)
-  report = {"output_dir": output_dir, "prefix": prefix, "num_shards": num_shards,
-            "written": written, "rejected": len(rejected), "rejected_by_reason": dict(reasons),
-            "rejected_rows": [list(r) for r in rejected], "shards_skipped_as_done": skipped}
-  with tf.io.gfile.GFile(os.path.join(output_dir, f"{prefix}.report.json"), "w") as f:
-    json.dump(report, f, indent=2)
-  return report
+  return write_report(output_dir, prefix, num_shards, results, rejected)

@@ -36,7 +36,7 @@ def _metadata(file_pattern, embedding_dim, thumbnail_size, progress):
 
 def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fraction=1.0,
                    embedding_dim=None, thumbnail_size=0, progress=False, strategy=None,
-                   jit_compile=None):
+                   jit_compile=None, features=False, texts=True):
   """Embeds an image–text set (or its pre-computed image features, with `embedding_dim`).
 
   Args:
@@ -50,10 +50,15 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
     thumbnail_size: also keep uint8 thumbnails of this size (for galleries).
     strategy: the replicas share the images and captions (`sharded_map`); default one device.
     jit_compile: XLA-compile the model's part (what a TPU always does).
+    features: also keep the image tower's output before the projection ("image_features";
+      needs a model with `image_tower` and `image_head`, e.g. a `LiTModel`). The embeddings are
+      then computed from them: the tower runs once.
+    texts: embed the captions (False: "text_emb" is empty; e.g. a few-shot training set).
 
   Returns:
     a dict of NumPy arrays / lists: "image_emb" [n, d], "text_emb" [m, d] (every caption),
-    "owner" [m] (caption → image), "labels" [n], "ids" (n), "texts" (m), and "thumbs" uint8
+    "owner" [m] (caption → image), "labels" [n], "ids" (n), "texts" (m), "image_features"
+    [n, D] with `features`, and "thumbs" uint8
     [n, s, s, 3] if `thumbnail_size` (3 KB an image at 32 px: tens of thousands of images stay in
     memory comfortably).
   """
@@ -62,9 +67,21 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
       lambda ex: ex["image"])
   prepare = ((lambda x: x) if embedding_dim else
              (lambda data: pipeline.eval_image(data, image_size, crop_fraction)))
-  out["image_emb"] = sharded_map(lambda x: model.encode_image(x), images, n, batch_size,
-                                 prepare=prepare, strategy=strategy, jit_compile=jit_compile)
-  texts = out["texts"]
+  if features:
+    if not (hasattr(model, "image_tower") and hasattr(model, "image_head")):
+      raise ValueError("image features need a model with an image tower and head (a LiTModel), "
+                       f"not {type(model).__name__}")
+    feats = sharded_map(lambda x: model.image_tower(x, training=False), images, n, batch_size,
+                        prepare=prepare, strategy=strategy, jit_compile=jit_compile)
+    out["image_features"] = feats.astype(np.float32)
+    out["image_emb"] = np.concatenate(
+        [tf.math.l2_normalize(tf.cast(model.image_head(feats[i:i + 4096], training=False),
+                                      tf.float32), axis=-1).numpy()
+         for i in range(0, len(feats), 4096)]) if n else np.zeros([0])
+  else:
+    out["image_emb"] = sharded_map(lambda x: model.encode_image(x), images, n, batch_size,
+                                   prepare=prepare, strategy=strategy, jit_compile=jit_compile)
+  texts = out["texts"] if texts else []
   tower = getattr(model, "text_tower", None)
   out["text_emb"] = sharded_map(
       lambda t: model.encode_text(t), lambda: tf.data.Dataset.from_tensor_slices(

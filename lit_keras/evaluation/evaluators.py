@@ -4,22 +4,33 @@
         "heldout_retrieval": {"type": "retrieval", "data": "gs://b/val-*.tfrecord"},
         "heldout_zero_shot": {"type": "zero_shot", "data": "gs://b/val-*.tfrecord",
                               "classes": "imagenet1k", "templates": "clip"},
+        "cifar100_zero_shot": {"type": "zero_shot", "data": "tfds:cifar100:test"},
+        "cifar100_fewshot": {"type": "fewshot", "data": "tfds:cifar100:test",
+                             "train_data": "tfds:cifar100:train"},
     }
     evaluators = evaluators.build(evals, image_size=224)
     results = evaluators.evaluate(evaluators, model, out_dir="eval/")   # {name: {metric: value}}
 
 The same evaluators run during training (`LiTTask.build_evaluators`, every `eval_every` steps)
 and in `evaluate.py`: one code path. Each set is embedded once per round, however many evaluators
-read it. Types (register more with `@register("name")`):
+read it. A set is a TFRecord glob or a TFDS source (`tfds:NAME[/CONFIG]:SPLIT[@DATA_DIR]`,
+`lit_keras.data.tfds_source`). Types (register more with `@register("name")`):
 
 - `retrieval`: image↔text Recall@1/5/10 with every caption counted (`recall_at_k`); artifact: an
   HTML gallery of queries and their top matches.
 - `zero_shot`: classification against prompt-ensembled class embeddings: top-1, top-5, mean
-  per-class accuracy and the majority-class baseline; artifact: a confusion-matrix PNG.
+  per-class accuracy and the majority-class baseline; artifact: a confusion-matrix PNG. Without
+  `classes`, a TFDS set's own label names.
+- `fewshot`: linear probes fitted in closed form (`lit_keras.evaluation.fewshot`, big_vision's
+  `fewshot_lsr`) on `shots` labelled images per class of `train_data`, tested on `data`:
+  accuracy averaged over `seeds` draws, for each representation — `embedding` (the LiT image
+  embedding) and `features` (the image tower's output before the projection: for a locked
+  tower, the pretrained model's own features).
 
-A spec's keys: `type`, `data` (a TFRecord glob; an empty `data` disables the evaluator),
+A spec's keys: `type`, `data` (a TFRecord glob or TFDS source; empty disables the evaluator),
 `data_dir` (where relative class files and registered class lists are read), `classes` and
-`templates` (`zero_shot`; specs of `lit_keras.evaluation.prompts`), `precomputed` and
+`templates` (`zero_shot`; specs of `lit_keras.evaluation.prompts`), `train_data`, `shots`,
+`seeds`, `l2_reg`, `representations` (`fewshot`), `precomputed`, `precomputed_train` and
 `embedding_dim` (read pre-computed image features instead of images), `batch_size`. Other keys
 (e.g. `dataset`, `split`, `during_training`, read by programs) are ignored here.
 """
@@ -28,6 +39,8 @@ import os
 import numpy as np
 
 from lit_keras.data import pipeline
+from lit_keras.data import tfds_source
+from lit_keras.evaluation import fewshot
 from lit_keras.evaluation import prompts
 from lit_keras.evaluation import report
 from lit_keras.evaluation import retrieval
@@ -68,6 +81,7 @@ class Evaluator:
 
   type_name = None
   spec_keys = ()  # the spec keys a subclass takes as constructor arguments
+  needs_features = False  # the image tower's output before the projection
 
   def __init__(self, name, data, image_size, *, crop_fraction=1.0, embedding_dim=None,
                batch_size=64, data_dir=None):
@@ -79,14 +93,18 @@ class Evaluator:
     self.batch_size = int(batch_size)
     self.data_dir = data_dir or None
 
-  @property
-  def source_key(self):
-    """Evaluators with equal keys share one embedding pass."""
-    return (self.data, self.embedding_dim, self.image_size, self.crop_fraction)
+  def source_key(self, data=None):
+    """Sets with equal keys are embedded once, for every evaluator that reads them."""
+    return (data or self.data, self.embedding_dim, self.image_size, self.crop_fraction)
 
-  def run(self, embedded, model, out_dir=None):
-    """{metric: value} from `embed_eval_set`'s output; with `out_dir`, also writes the
-    evaluator's human-readable files there and lists them under "files"."""
+  def sources(self):
+    """The sets this evaluator reads: {data: whether their captions are needed}."""
+    return {self.data: True}
+
+  def run(self, embedded, model, out_dir=None, sets=None):
+    """{metric: value} from `embed_eval_set`'s output for `data` (`sets`: the outputs for every
+    set of `sources()`, by data); with `out_dir`, also writes the evaluator's human-readable
+    files there and lists them under "files"."""
     raise NotImplementedError
 
   def _slug(self):
@@ -99,7 +117,7 @@ class Retrieval(Evaluator):
 
   ks = (1, 5, 10)
 
-  def run(self, embedded, model, out_dir=None):
+  def run(self, embedded, model, out_dir=None, sets=None):
     img, owner = embedded["image_emb"], embedded["owner"]
     out = retrieval.recall_at_k(img, embedded["text_emb"], owner, ks=self.ks)
     out.update(images=len(img), captions=len(embedded["text_emb"]))
@@ -130,11 +148,12 @@ class ZeroShot(Evaluator):
   def __init__(self, name, data, image_size, *, classes=None, templates="plain", **kwargs):
     super().__init__(name, data, image_size, **kwargs)
     if not classes:
-      raise ValueError(f"zero-shot evaluator {name!r} needs `classes`")
+      raise ValueError(f"zero-shot evaluator {name!r} needs `classes` (only a labelled TFDS "
+                       "set names its own)")
     self.classes = prompts.class_names(classes, self.data_dir)
     self.templates = prompts.templates(templates or "plain", self.data_dir)
 
-  def run(self, embedded, model, out_dir=None):
+  def run(self, embedded, model, out_dir=None, sets=None):
     labels = embedded["labels"]
     if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
       raise ValueError(f"{self.name}: labels must index the {len(self.classes)} classes; found "
@@ -151,6 +170,58 @@ class ZeroShot(Evaluator):
       names = [c if isinstance(c, str) else c[0] for c in self.classes]
       report.plot_confusion(cm, names, path, f"{self.name}: zero-shot")
       out["files"] = {"confusion_png": path}
+    return out
+
+
+@register("fewshot")
+class FewShot(Evaluator):
+  """Few-shot linear probes of the image representations (`lit_keras.evaluation.fewshot`).
+
+  Args (besides `Evaluator`'s):
+    train_data: the labelled set the shots are drawn from (`data` is the test set).
+    shots: images per class to fit on.
+    seeds: how many draws of the shots (seed 0, 1, …); the metric is their mean.
+    l2_reg: the ridge penalty λ (big_vision's LiT configs: 2¹⁰).
+    representations: "embedding" (the LiT image embedding) and/or "features" (the image
+      tower's output; of a locked tower: its pretrained features).
+
+  Metrics: `{representation}_{k}shot` (mean accuracy over the seeds) for every k.
+  """
+
+  spec_keys = ("train_data", "shots", "seeds", "l2_reg", "representations")
+  REPRESENTATIONS = ("embedding", "features")
+
+  def __init__(self, name, data, image_size, *, train_data=None, shots=(1, 5, 10, 25), seeds=3,
+               l2_reg=2.0 ** 10, representations=("embedding", "features"), **kwargs):
+    super().__init__(name, data, image_size, **kwargs)
+    if not train_data:
+      raise ValueError(f"few-shot evaluator {name!r} needs `train_data` (the labelled set the "
+                       "shots are drawn from)")
+    representations = ([representations] if isinstance(representations, str)
+                        else list(representations))
+    bad = [r for r in representations if r not in self.REPRESENTATIONS]
+    if bad or not representations:
+      raise ValueError(f"few-shot evaluator {name!r}: representations {bad or '[]'}; expected "
+                       f"some of {list(self.REPRESENTATIONS)}")
+    self.train_data = train_data
+    self.shots = tuple(int(k) for k in shots)
+    self.seeds, self.l2_reg = int(seeds), float(l2_reg)
+    self.representations = tuple(representations)
+    self.needs_features = "features" in self.representations
+
+  def sources(self):
+    return {self.train_data: False, self.data: False}
+
+  def run(self, embedded, model, out_dir=None, sets=None):
+    train = sets[self.train_data]
+    out = {}
+    for rep in self.representations:
+      key = "image_emb" if rep == "embedding" else "image_features"
+      accs = fewshot.fewshot_accuracy(train[key], train["labels"], embedded[key],
+                                      embedded["labels"], self.shots, self.seeds, self.l2_reg)
+      out.update({f"{rep}_{k}shot": float(np.mean(v)) for k, v in accs.items()})
+    out.update(images=int(np.sum(embedded["labels"] >= 0)),
+               train_images=int(np.sum(train["labels"] >= 0)), seeds=self.seeds)
     return out
 
 
@@ -171,6 +242,10 @@ def build(specs, image_size, crop_fraction=1.0):
                   data_dir=spec.get("data_dir") or None,
                   embedding_dim=spec.get("embedding_dim") if spec.get("precomputed") else None)
     kwargs.update({k: spec[k] for k in cls.spec_keys if spec.get(k)})
+    if spec.get("precomputed") and spec.get("train_data"):
+      kwargs["train_data"] = spec.get("precomputed_train") or spec["train_data"]
+    if kind == "zero_shot" and not spec.get("classes") and tfds_source.is_tfds(spec.get("data")):
+      kwargs["classes"] = tfds_source.class_names(spec["data"])
     out.append(cls(name, data, image_size, **kwargs))
   return out
 
@@ -184,17 +259,25 @@ def evaluate(evaluators, model, out_dir=None, progress=False, log=None, strategy
   Returns:
     {evaluator name: {metric: value, ..., "data": glob[, "files": {kind: path}]}}.
   """
-  cache, results = {}, {}
+  needs = {}  # source key → (evaluator, data, captions needed, features needed)
   for ev in evaluators:
-    if ev.source_key not in cache:
-      if log:
-        log(f"embedding {ev.data}")
-      with pipeline.naming_corruption(ev.data, ev.embedding_dim):
-        cache[ev.source_key] = embed_eval_set(
-            model, ev.data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
-            embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir else 0,
-            progress=progress, strategy=strategy, jit_compile=jit_compile)
-    metrics = ev.run(cache[ev.source_key], model, out_dir)
+    for data, captions in ev.sources().items():
+      key = ev.source_key(data)
+      _, _, c, f = needs.get(key, (ev, data, False, False))
+      needs[key] = (needs.get(key, (ev,))[0], data, c or captions, f or ev.needs_features)
+  cache, results = {}, {}
+  for key, (ev, data, captions, features) in needs.items():
+    if log:
+      log(f"embedding {data}")
+    with pipeline.naming_corruption(data, ev.embedding_dim):
+      cache[key] = embed_eval_set(
+          model, data, ev.image_size, ev.batch_size, crop_fraction=ev.crop_fraction,
+          embedding_dim=ev.embedding_dim, thumbnail_size=32 if out_dir and captions else 0,
+          progress=progress, strategy=strategy, jit_compile=jit_compile, features=features,
+          texts=captions)
+  for ev in evaluators:
+    sets = {data: cache[ev.source_key(data)] for data in ev.sources()}
+    metrics = ev.run(cache[ev.source_key()], model, out_dir, sets=sets)
     metrics["data"] = ev.data
     results[ev.name] = metrics
   return results

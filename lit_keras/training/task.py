@@ -98,7 +98,8 @@ class LiTTask:
     """Validates, then (with `precompute.enabled`) runs the locked image tower once over the
     training set and the sets evaluated during training, the replicas of `strategy` sharing the
     work and the chief writing the files. Returns `self`, whose config now names the pre-computed
-    embeddings (`precompute.dim`, `precompute.train`, `evals.*.precomputed`)."""
+    embeddings (`precompute.dim`, `precompute.train`, `evals.*.precomputed` and
+    `evals.*.precomputed_train`)."""
     self.validate()
     c = self.config
     if not c.precompute.enabled:
@@ -123,6 +124,8 @@ class LiTTask:
       for spec in c.evals.values():
         if spec.get("during_training", True) and spec.get("data"):
           spec.precomputed, _ = run(spec.data)
+          if spec.get("train_data"):
+            spec.precomputed_train, _ = run(spec.train_data)
     return self
 
   # --- Towers and model ----------------------------------------------------------------------
@@ -261,7 +264,7 @@ class LiTTask:
       if during_training and not spec.get("during_training", True):
         continue
       if not (during_training and self.config.precompute.enabled):
-        spec["precomputed"] = ""
+        spec["precomputed"] = spec["precomputed_train"] = ""
       spec["embedding_dim"] = self.config.precompute.dim
       out[name] = spec
     return out

@@ -3,6 +3,13 @@
     lit-keras-convert --manifest pairs.csv --image_column path --caption_columns title,desc \
         --output_dir out/ --prefix train --num_shards 64
     lit-keras-convert --folder images/ --output_dir out/ --prefix train --num_shards 8
+    lit-keras-convert --beam --manifest 'gs://b/manifests/*.jsonl' --caption_columns caption \
+        --output_dir gs://b/data --prefix train --num_shards 1024 \
+        --runner=DataflowRunner --project=P --region=R --temp_location=gs://b/tmp
+
+With --beam, the same conversion runs as an Apache Beam pipeline (`lit_keras.data.beam_records`;
+needs `pip install 'lit_keras[beam]'`): the manifest may be a glob of files, and the arguments
+lit-keras-convert does not know are Beam's pipeline options (default: the DirectRunner).
 
 See `lit_keras.data.records` (what is kept, re-encoded and rejected) and docs/data.md.
 """
@@ -49,8 +56,22 @@ def main(argv=None):
                  "(default: %(default)s).")
   p.add_argument("--workers", type=int, default=None, help="Processes that read and "
                  "re-encode images, e.g. --workers 4 (default: one per CPU, at most one per shard).")
-  args = p.parse_args(argv)
-  if args.manifest:
+  p.add_argument("--beam", action="store_true", help="Run the conversion as an Apache Beam "
+                 "pipeline (a manifest glob; Beam options such as --runner follow), e.g. --beam "
+                 "--runner=DataflowRunner (default: this machine's processes).")
+  args, beam_args = p.parse_known_args(argv)
+  if beam_args and not args.beam:
+    p.error(f"unrecognized arguments: {' '.join(beam_args)} (Beam options need --beam)")
+  if args.beam:
+    if not args.manifest:
+      p.error("--beam converts manifests (--manifest), not --folder trees")
+    from lit_keras.data import beam_records  # pylint: disable=g-import-not-at-top
+    report = beam_records.convert(
+        args.manifest, args.output_dir, args.prefix, args.num_shards, beam_args,
+        image_column=args.image_column, caption_columns=args.caption_columns.split(","),
+        label_column=args.label_column, id_column=args.id_column, image_root=args.image_root,
+        caption_separator=args.caption_separator)
+  elif args.manifest:
     rows, rejected = records.read_manifest(args.manifest, args.image_column,
                                            args.caption_columns.split(","), args.label_column,
                                            args.id_column, args.image_root,
@@ -61,7 +82,9 @@ def main(argv=None):
     tf.io.gfile.makedirs(args.output_dir)
     with tf.io.gfile.GFile(os.path.join(args.output_dir, f"{args.prefix}.classes.txt"), "w") as f:
       f.write("\n".join(classes) + "\n")
-  report = records.convert(rows, args.output_dir, args.prefix, args.num_shards, args.workers, rejected)
+  if not args.beam:
+    report = records.convert(rows, args.output_dir, args.prefix, args.num_shards, args.workers,
+                             rejected)
   print(f"written {report['written']}, rejected {report['rejected']} "
         f"{report['rejected_by_reason']}; report: "
         f"{os.path.join(args.output_dir, args.prefix + '.report.json')}")

@@ -23,6 +23,6 @@ def test_convert_help_explains_every_flag():
   exe = os.path.join(os.path.dirname(sys.executable), "lit-keras-convert")
   out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=120).stdout
   flags = sorted(set(re.findall(r"\[?(--[a-z_]+)", out.split("\n\n")[0])) - {"--help"})
-  assert len(flags) == 12, flags
+  assert len(flags) == 13, flags
   for flag in flags:
     assert re.search(rf"e\.g\.\s+{flag}\s", out), flag
