@@ -32,6 +32,9 @@ def get_config(arg=None):
   c.eval_every = 300
   c.evals.test_retrieval = common.evaluator("retrieval", "digits", "test")
   c.evals.test_zero_shot = common.evaluator("zero_shot", "digits", "test")
+  # Linear probes of the PCA features and of the LiT embedding, 1/5/10 training digits a class.
+  c.evals.test_fewshot = common.evaluator("fewshot", "digits", "test", train_split="train",
+                                          shots=(1, 5, 10))
   if arg == "runlocal":
     c.total_steps, c.log_every, c.checkpoint_every, c.eval_every = 10, 5, 5, 10
     c.steps_per_loop = 5

@@ -29,6 +29,7 @@ import re
 
 import tensorflow as tf
 
+from lit_keras import assets
 from lit_keras import errors
 from lit_keras.data import schema
 
@@ -119,8 +120,7 @@ def layout(source):
   if label:
     names = [n.replace("_", " ") for n in flat[label].names]
     if len(names) == 1000 and all(_WORDNET_ID.match(n) for n in names):
-      from lit_keras.evaluation import prompts  # pylint: disable=g-import-not-at-top
-      names = prompts.imagenet1k_classes()
+      names = assets.imagenet1k_classes()
   if not texts and not label:
     raise ValueError(f"{source!r}: the dataset has neither text nor a class label to use as "
                      f"captions (features: {sorted(flat)})")

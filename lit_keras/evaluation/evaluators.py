@@ -245,7 +245,11 @@ def build(specs, image_size, crop_fraction=1.0):
     if spec.get("precomputed") and spec.get("train_data"):
       kwargs["train_data"] = spec.get("precomputed_train") or spec["train_data"]
     if kind == "zero_shot" and not spec.get("classes") and tfds_source.is_tfds(spec.get("data")):
-      kwargs["classes"] = tfds_source.class_names(spec["data"])
+      names = tfds_source.class_names(spec["data"])
+      if names and all(n.isdigit() for n in names):
+        raise ValueError(f"evaluator {name!r}: {spec['data']} names its classes only by number "
+                         "here (its prepared metadata holds the names); pass `classes`")
+      kwargs["classes"] = names
     out.append(cls(name, data, image_size, **kwargs))
   return out
 

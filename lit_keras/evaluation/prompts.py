@@ -30,11 +30,8 @@ def _lines(path):
 
 
 def imagenet1k_classes(first_name_only=True):
-  """The 1,000 ImageNet-1k class names in label order (WordNet lemmas; from tensorflow-datasets,
-  Apache-2.0). `first_name_only` keeps the first lemma ("Egyptian cat") of each class."""
-  with tf.io.gfile.GFile(assets.path("imagenet1k_classes.txt"), "r") as f:
-    names = f.read().splitlines()
-  return [n.split(",")[0].strip() for n in names] if first_name_only else names
+  """The 1,000 ImageNet-1k class names in label order (`lit_keras.assets.imagenet1k_classes`)."""
+  return assets.imagenet1k_classes(first_name_only)
 
 
 def clip_templates():

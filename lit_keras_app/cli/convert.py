@@ -21,6 +21,11 @@ import tensorflow as tf
 
 from lit_keras.data import records
 
+try:  # apache-beam is an optional extra, needed by --beam only
+  from lit_keras.data import beam_records
+except ImportError:
+  beam_records = None
+
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
@@ -65,7 +70,8 @@ def main(argv=None):
   if args.beam:
     if not args.manifest:
       p.error("--beam converts manifests (--manifest), not --folder trees")
-    from lit_keras.data import beam_records  # pylint: disable=g-import-not-at-top
+    if beam_records is None:
+      p.error("--beam needs Apache Beam: pip install 'lit_keras[beam]'")
     report = beam_records.convert(
         args.manifest, args.output_dir, args.prefix, args.num_shards, beam_args,
         image_column=args.image_column, caption_columns=args.caption_columns.split(","),

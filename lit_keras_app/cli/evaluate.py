@@ -4,10 +4,13 @@ evaluate.py).
   python evaluate.py --workdir=workdirs/demo                      # the config's evaluators
   python evaluate.py --workdir=W --data="val-*.tfrecord" --classes=imagenet1k --templates=clip
   python evaluate.py --saved_model=exports/demo --image_size=224 --data=... --classes=FILE
+  python evaluate.py --workdir=W --data=tfds:cifar100:test --fewshot_train=tfds:cifar100:train
 
 With --workdir, the evaluators are those the run's config declares (`config.evals`), the same
-that ran during training. With --data, one set of your own: retrieval, and zero-shot if --classes
-is given. Writes to --output_dir (default: the workdir, or ./eval): eval_metrics.json, a
+that ran during training. With --data, one set of your own (a TFRecord glob, or a TFDS source
+`tfds:NAME[/CONFIG]:SPLIT[@DATA_DIR]`): retrieval, zero-shot if --classes is given (a labelled
+TFDS set brings its own class names), and a few-shot probe with --fewshot_train. Writes to
+--output_dir (default: the workdir, or ./eval): eval_metrics.json, a
 confusion-matrix PNG per zero-shot evaluator and a retrieval gallery (HTML) per retrieval
 evaluator, and prints the results.
 """
@@ -21,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the ops of an exported text tokenizer)
 
+from lit_keras.data import tfds_source
 from lit_keras.evaluation import evaluators
 from lit_keras.evaluation import prompts
 from lit_keras.training import strategy as strategy_lib
@@ -32,7 +36,12 @@ from lit_keras_app import datasets  # noqa: F401  (registers the datasets' class
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's workdir (latest checkpoint).")
 _SAVED_MODEL = flags.DEFINE_string("saved_model", None, "Or: an exported serving SavedModel.")
-_DATA = flags.DEFINE_string("data", None, "TFRecords of one set to evaluate instead.")
+_DATA = flags.DEFINE_string(
+    "data", None, "One set to evaluate instead: a TFRecord glob or tfds:NAME[/CONFIG]:SPLIT"
+    "[@DATA_DIR].")
+_FEWSHOT_TRAIN = flags.DEFINE_string(
+    "fewshot_train", None, "With --data: a labelled set (glob or tfds:) to draw few-shot probe "
+    "examples from (1/5/10/25 per class, 3 seeds); --data is the probe's test set.")
 _CLASSES = flags.DEFINE_string(
     "classes", None, "With --data: class list for zero-shot (imagenet1k, a registered dataset "
     "such as emoji or digits, or a file, one class per line).")
@@ -67,9 +76,16 @@ class SavedModelEncoder:
     return self._m.signatures["embed_text"](texts=tf.convert_to_tensor(texts))["embeddings"]
 
 
-def _ad_hoc_specs(data, classes, templates):
-  """One set of your own: retrieval, plus zero-shot with `classes`."""
+def _ad_hoc_specs(data, classes, templates, fewshot_train=None):
+  """One set of your own: retrieval, plus zero-shot with `classes` (a labelled TFDS set: its
+  own), plus a few-shot probe with `fewshot_train`."""
   specs = {"retrieval": {"type": "retrieval", "data": data}}
+  if tfds_source.is_tfds(data) and not tfds_source.layout(data)["texts"]:
+    specs = {}  # a classification set: its only captions would be its class names
+  if not classes and tfds_source.is_tfds(data) and tfds_source.class_names(data):
+    specs["zero_shot"] = {"type": "zero_shot", "data": data, "templates": templates or "plain"}
+  if fewshot_train:
+    specs["fewshot"] = {"type": "fewshot", "data": data, "train_data": fewshot_train}
   if classes:
     if not templates:
       templates = classes if classes in prompts.template_names() else "plain"
@@ -95,6 +111,15 @@ def format_results(results):
       text = (f"zero-shot top-1 {r['top1']:.3f}  top-5 {r['top5']:.3f}  per-class "
               f"{r['mean_per_class']:.3f}  majority class {r['majority_baseline']:.3f}  "
               f"({r['classes']} classes × {r['templates']} templates)")
+    elif "train_images" in r:
+      parts = []
+      for rep in ("embedding", "features"):
+        shots = [(k[len(rep) + 1:-4], v) for k, v in r.items()
+                 if k.startswith(rep + "_") and k.endswith("shot")]
+        if shots:
+          parts.append(f"{rep} " + " ".join(f"{n}-shot {v:.3f}" for n, v in shots))
+      text = (f"few-shot {'  '.join(parts)}  ({r['seeds']} seeds, {r['train_images']} "
+              "train images)")
     else:
       text = ", ".join(f"{k} {v:.3f}" for k, v in r.items() if isinstance(v, float))
     lines.append(f"{name:<24}{r.get('images', 0):>7}  {text}")
@@ -128,11 +153,13 @@ def _evaluate():
     image_size, crop_fraction, specs = _IMAGE_SIZE.value, 1.0, {}
     out_dir = _OUTPUT_DIR.value or "eval"
   if _DATA.value:
-    specs = _ad_hoc_specs(_DATA.value, _CLASSES.value, _TEMPLATES.value)
+    specs = _ad_hoc_specs(_DATA.value, _CLASSES.value, _TEMPLATES.value, _FEWSHOT_TRAIN.value)
   elif _TEMPLATES.value:
     specs = _with_templates(specs, _TEMPLATES.value)
   for spec in specs.values():
     spec["batch_size"] = _BATCH.value
+    if spec["type"] == "fewshot" and isinstance(model, SavedModelEncoder):
+      spec["representations"] = ["embedding"]  # an export serves embeddings, not features
   tf.io.gfile.makedirs(out_dir)
   evals = evaluators.build(specs, image_size, crop_fraction)
   if not evals:

@@ -14,6 +14,7 @@ from lit_keras.data import preprocess
 from lit_keras.data import schema
 from lit_keras.data import tfds_source
 from lit_keras.evaluation import evaluators
+from lit_keras.evaluation import prompts
 from tests import tiny_tfds
 
 
@@ -65,10 +66,14 @@ def test_training_streams_partition_the_split(prepared):
     np.testing.assert_allclose(image, want.numpy(), atol=1e-6)
 
 
-def _as_tfrecords(path, split):
-  """The same examples written by our own converter's schema (PNG-encoded as TFDS does)."""
+def _as_tfrecords(path, split, source=None):
+  """The same examples written in the project's schema (PNG-encoded as TFDS does); with
+  `source`, in the order it reads them (so that ties in a ranking break the same way)."""
+  examples = {ex["file_name"]: ex for ex in tiny_tfds.generated(split)}
+  order = ([ex["id"].numpy().decode() for ex in tfds_source.examples(source)] if source
+           else list(examples))
   with tf.io.TFRecordWriter(path) as w:
-    for ex in tiny_tfds.generated(split):
+    for ex in (examples[name] for name in order):
       png = tf.io.encode_png(ex["image"]).numpy()
       w.write(schema.image_example(png, ex["captions"], ex["file_name"], ex["label"]))
   return path
@@ -198,3 +203,13 @@ def test_mock_coco_captions_maps_every_caption(mock_tfds):
     np.testing.assert_array_equal(_decoded(ex["image"].numpy()), ref["image"])
     assert list(ex["texts"].numpy()) == [b" ".join(t.split()) for t in ref["captions"]["text"]]
     assert int(ex["label"]) == -1 and ex["id"].numpy() == str(ref["image/id"]).encode()
+
+
+def test_imagenet_wordnet_ids_become_the_shipped_class_names():
+  """ImageNet-1k and ImageNet-v2 label WordNet ids (TFDS's own label files); zero-shot reads
+  them as the 1,000 class names the package ships, in the same order."""
+  for source in ("tfds:imagenet2012:validation", "tfds:imagenet_v2/matched-frequency:test"):
+    names = tfds_source.class_names(source)
+    assert names == prompts.imagenet1k_classes(), source
+    assert tfds.builder(source[5:].split(":")[0]).info.features["label"].names[285] == "n02124075"
+  assert names[285] == "Egyptian cat"

@@ -61,3 +61,27 @@ def test_four_replicas_write_what_one_device_writes(tmp_path, image_module, mirr
   assert again == (one_dir, dim, count)
   meta = json.load(open(os.path.join(one_dir, "meta.json")))
   assert meta["count"] == 16 and meta["source"] == source
+
+
+def test_fewshot_during_training_reads_precomputed_features_equal_to_the_images(tmp_path):
+  """With pre-computed embeddings, a few-shot evaluator's test and training sets are both
+  pre-computed, and its probes equal those evaluate.py computes from the images."""
+  from lit_keras.evaluation import evaluators  # pylint: disable=g-import-not-at-top
+  from tests import runs  # pylint: disable=g-import-not-at-top
+  task = runs.prepare(runs.config(str(tmp_path / "cache"), **{"precompute.enabled": True}))
+  spec = task.config.evals.test_fewshot
+  assert spec.precomputed.endswith("emb-*.tfrecord") and spec.precomputed_train.endswith(
+      "emb-*.tfrecord") and spec.precomputed != spec.precomputed_train
+  dim = task.config.precompute.dim
+  fast, full = task.build_model(precomputed=True), task.build_model(precomputed=False)
+  for m in (fast, full):
+    m.image_head(tf.zeros([1, dim]))
+  full.image_head.set_weights(fast.image_head.get_weights())
+  pick = lambda evs: [e for e in evs if e.name == "test_fewshot"]
+  during = evaluators.evaluate(pick(task.build_evaluators(during_training=True)), fast)
+  after = evaluators.evaluate(pick(task.build_evaluators()), full)
+  assert during["test_fewshot"]["data"] == spec.precomputed
+  metrics = [k for k in after["test_fewshot"] if k.endswith("shot")]
+  assert len(metrics) == 6
+  for k in metrics:
+    assert during["test_fewshot"][k] == after["test_fewshot"][k], k

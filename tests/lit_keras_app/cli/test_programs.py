@@ -18,6 +18,8 @@ from lit_keras.training import trainer
 from lit_keras_app import console
 from lit_keras_app import native_log
 from tests import runs
+from tests import tiny_tfds
+from tests.data import test_tfds_source
 
 # absl's line prefix (`I1201 07:08:03.155493 139841356172160 file.py:105]`) and TF's C++ one.
 _ABSL_PREFIX = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]", re.M)
@@ -93,7 +95,12 @@ def test_tensorboard_files_hold_the_logged_metrics(run):
       assert train[tag][step] == np.float32(logged[step][tag]), (tag, step)
   retrieval = _events(os.path.join(workdir, "eval", "test_retrieval"))
   zero_shot = _events(os.path.join(workdir, "eval", "test_zero_shot"))
+  fewshot = _events(os.path.join(workdir, "eval", "test_fewshot"))
   assert sorted(retrieval["i2t_r@1"]) == [10, 20] and sorted(zero_shot["top1"]) == [10, 20]
+  assert {k: sorted(v) for k, v in fewshot.items() if k.endswith("shot")} == {
+      f"{rep}_{k}shot": [10, 20] for rep in ("embedding", "features") for k in (1, 5, 10)}
+  # The locked PCA features do not train: their probe is the same at both evaluations.
+  assert fewshot["features_5shot"][10] == fewshot["features_5shot"][20]
 
 
 def test_evaluate_py_reproduces_the_in_training_evaluation(run, tmp_path):
@@ -103,10 +110,8 @@ def test_evaluate_py_reproduces_the_in_training_evaluation(run, tmp_path):
   assert not _ABSL_PREFIX.search(out)
   results = json.load(open(tmp_path / "eval_metrics.json"))
   assert results["step"] == 20
-  retrieval = _events(os.path.join(workdir, "eval", "test_retrieval"))
-  zero_shot = _events(os.path.join(workdir, "eval", "test_zero_shot"))
-  for name, events in (("test_retrieval", retrieval), ("test_zero_shot", zero_shot)):
-    for metric, by_step in events.items():
+  for name in ("test_retrieval", "test_zero_shot", "test_fewshot"):
+    for metric, by_step in _events(os.path.join(workdir, "eval", name)).items():
       assert np.float32(results["evals"][name][metric]) == np.float32(by_step[20]), metric
   # The printed table holds the same numbers, and the files it names exist.
   r1 = results["evals"]["test_retrieval"]["i2t_r@1"]
@@ -198,3 +203,92 @@ def test_training_data_without_a_usable_example_gets_one_line(cache, tmp_path):
   assert re.search(r"^error: no usable training example in 1 file\(s\) of '.*bad.tfrecord'",
                    out, re.M), out[-3000:]
   assert not workdir.exists()
+
+
+_OWN_DATA_CONFIG = """
+import ml_collections
+
+from configs import common
+from configs import digits
+
+
+def get_config(arg=None):
+  c = digits.get_config()
+  with c.unlocked():
+    c.dataset = ""  # data of one's own: globs and a TFDS source, no registered dataset
+    c.data.train = "{digits}/train-*.tfrecord"
+    c.evals = ml_collections.ConfigDict()
+    c.evals.val_retrieval = common.evaluator("retrieval", data="{digits}/test-*.tfrecord")
+    c.evals.val_zero_shot = common.evaluator("zero_shot", data="{digits}/test-*.tfrecord",
+                                             classes="{classes}", templates="{templates}")
+    c.evals.val_fewshot = common.evaluator("fewshot", data="{digits}/test-*.tfrecord",
+                                           train_data="{digits}/train-*.tfrecord", shots=(1, 5),
+                                           seeds=2, representations=("features",))
+    c.evals.colors_zero_shot = common.evaluator("zero_shot", data="{colors}")
+  return c
+"""
+
+
+def test_own_data_evaluators_all_logged_during_training_and_by_evaluate_py(run, cache, tmp_path):
+  """A config declaring four evaluators on its own data (TFRecord globs with a class file, a
+  few-shot probe, a TFDS source): train.py logs every one at each `eval_every`, and evaluate.py
+  on the workdir reproduces the last values."""
+  colors = tiny_tfds.prepare(str(tmp_path / "tfds")) + f":test@{tmp_path / 'tfds'}"
+  (tmp_path / "classes.txt").write_text("\n".join(["zero", "one", "two", "three", "four",
+                                                   "five", "six", "seven", "eight", "nine"]))
+  (tmp_path / "templates.txt").write_text("the number {}\nhandwritten {}\n")
+  config = tmp_path / "own_data.py"
+  config.write_text(_OWN_DATA_CONFIG.format(digits=os.path.join(cache, "data", "digits"),
+                                            classes=tmp_path / "classes.txt",
+                                            templates=tmp_path / "templates.txt", colors=colors))
+  workdir = str(tmp_path / "workdir")
+  code, out = _run("train.py", f"--config={config}", f"--workdir={workdir}",
+                   f"--config.cache_dir={cache}", "--config.total_steps=10",
+                   "--config.eval_every=5", "--config.log_every=5",
+                   "--config.checkpoint_every=10")
+  assert code == 0, out[-3000:]
+  headline = {"val_retrieval": "t2i_r@1", "val_zero_shot": "top1",
+              "val_fewshot": "features_5shot", "colors_zero_shot": "top1"}
+  events = {name: _events(os.path.join(workdir, "eval", name)) for name in headline}
+  for name, metric in headline.items():
+    assert sorted(events[name][metric]) == [5, 10], (name, events[name])
+  code, out = _run("evaluate.py", f"--workdir={workdir}", f"--output_dir={tmp_path / 'eval'}")
+  assert code == 0, out[-3000:]
+  results = json.load(open(tmp_path / "eval" / "eval_metrics.json"))["evals"]
+  assert sorted(results) == sorted(headline)
+  assert results["colors_zero_shot"]["classes"] == 3  # the TFDS set's own label names
+  assert results["val_zero_shot"]["templates"] == 2 and results["val_zero_shot"]["classes"] == 10
+  for name, by_metric in events.items():
+    for metric, by_step in by_metric.items():
+      assert np.float32(results[name][metric]) == np.float32(by_step[10]), (name, metric)
+  assert sorted(os.listdir(tmp_path / "eval")) == [
+      "confusion_colors_zero_shot.png", "confusion_val_zero_shot.png", "eval_metrics.json",
+      "gallery_val_retrieval.html"]
+
+
+def test_evaluate_py_on_a_tfds_source_equals_the_same_examples_as_tfrecords(run, tmp_path):
+  """evaluate.py --data=tfds:...: zero-shot with the dataset's class names, retrieval and a
+  few-shot probe, the same numbers as on the same examples written as TFRecords."""
+  workdir, _ = run
+  prefix = tiny_tfds.prepare(str(tmp_path / "tfds"))
+  test, train = (f"{prefix}:{split}@{tmp_path / 'tfds'}" for split in ("test", "train"))
+  records = {split: test_tfds_source._as_tfrecords(str(tmp_path / f"{split}.tfrecord"), split,  # pylint: disable=protected-access
+                                                   source)
+             for split, source in (("test", test), ("train", train))}
+  (tmp_path / "classes.txt").write_text("red square\ngreen circle\nblue bar\n")
+  outputs = {}
+  for kind, flags in (("tfds", [f"--data={test}", f"--fewshot_train={train}"]),
+                      ("records", [f"--data={records['test']}", f"--fewshot_train="
+                                   f"{records['train']}", f"--classes={tmp_path}/classes.txt"])):
+    out_dir = tmp_path / f"eval_{kind}"
+    code, out = _run("evaluate.py", f"--workdir={workdir}", f"--output_dir={out_dir}", *flags)
+    assert code == 0, out[-3000:]
+    outputs[kind] = json.load(open(out_dir / "eval_metrics.json"))["evals"]
+    assert sorted(os.listdir(out_dir)) == [
+        "confusion_zero_shot.png", "eval_metrics.json", "gallery_retrieval.html"]
+    assert re.search(r"^fewshot +10  few-shot embedding 1-shot \S+ 5-shot", out, re.M), out
+  for name in ("retrieval", "zero_shot", "fewshot"):
+    got = {k: v for k, v in outputs["tfds"][name].items() if k not in ("data", "files")}
+    want = {k: v for k, v in outputs["records"][name].items() if k not in ("data", "files")}
+    assert got == want, name
+  assert outputs["tfds"]["zero_shot"]["classes"] == 3
