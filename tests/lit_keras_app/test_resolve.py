@@ -39,8 +39,11 @@ def test_dataset_files_and_evaluators_resolved(cache):
   assert c.evals.test_retrieval.data == zs.data
   assert c.image.handle.endswith("digits_pca_fv") and c.text.vocab.endswith("digits_vocab.txt")
   evaluators = task_lib.LiTTask(c).build_evaluators()
-  assert [type(e).__name__ for e in evaluators] == ["Retrieval", "ZeroShot"]
-  assert evaluators[1].classes[3] == "three" and len(evaluators[1].templates) == 4
+  assert [type(e).__name__ for e in evaluators] == ["FewShot", "Retrieval", "ZeroShot"]
+  fewshot, _, zero_shot = evaluators
+  assert (fewshot.data, fewshot.train_data, fewshot.shots) == (
+      zs.data, os.path.join(data_dir, "train-*.tfrecord"), (1, 5, 10))
+  assert zero_shot.classes[3] == "three" and len(zero_shot.templates) == 4
 
 
 def test_resolve_rejects_bad_configs(cache, tmp_path):
