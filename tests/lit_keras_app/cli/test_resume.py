@@ -149,7 +149,10 @@ def _roll_back_the_chief(workdir):
   assert 0 < step(chief) < step(worker), (worker, chief)
 
 
-@pytest.mark.parametrize("layout", ["one", "mirrored", "pod"])
+# The default suite kills and resumes the pod layout (2 processes × 2 devices: the chief's and the
+# worker's checkpoints both in play); one device and 4 replicas in one process are `slow`.
+@pytest.mark.parametrize("layout", [pytest.param("one", marks=pytest.mark.slow),
+                                    pytest.param("mirrored", marks=pytest.mark.slow), "pod"])
 def test_killed_twice_and_resumed_equals_the_straight_run(data, straight, tmp_path, layout):
   cache, files = data
   workdir = str(tmp_path)
