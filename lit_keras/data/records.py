@@ -108,8 +108,12 @@ def read_folders(root):
   return rows, classes
 
 
-def load_image_bytes(path):
-  """(bytes, None) for a readable image, else (None, reason)."""
+def load_image_bytes(path, max_side=None):
+  """(bytes, None) for a readable image, else (None, reason).
+
+  With `max_side`, an image whose longer side exceeds it is shrunk to that side (aspect kept,
+  Lanczos) and re-encoded as PNG, so that the input pipeline never decodes a poster-sized file.
+  """
   if not tf.io.gfile.exists(path):
     return None, "missing file"
   with tf.io.gfile.GFile(path, "rb") as f:
@@ -121,7 +125,12 @@ def load_image_bytes(path):
       im.load()
       if im.width < 1 or im.height < 1:
         return None, "image has no pixels"
-      if im.format in KEEP_FORMATS:
+      shrink = bool(max_side) and max(im.size) > max_side
+      if shrink:  # in RGB(A): a palette image would be resized by its nearest palette entry
+        alpha = "A" in im.getbands() or "transparency" in im.info
+        im = im.convert("RGBA" if alpha else "RGB")
+        im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+      if im.format in KEEP_FORMATS and not shrink:
         return data, None
       out = io.BytesIO()
       im.convert("RGBA" if "A" in im.getbands() else "RGB").save(out, format="PNG")
@@ -142,10 +151,10 @@ def shard_path(output_dir, prefix, index, num_shards):
 
 def encode_row(row):
   """(serialized example, None) for a row with a caption and a readable image, else
-  (None, reason)."""
+  (None, reason). A row may set `max_side` (see `load_image_bytes`)."""
   if not row["texts"]:
     return None, "no caption"
-  data, reason = load_image_bytes(row["image_path"])
+  data, reason = load_image_bytes(row["image_path"], row.get("max_side"))
   if reason:
     return None, reason
   return schema.image_example(data, row["texts"], row["id"], row["label"]), None

@@ -19,6 +19,9 @@ class Dataset:
   name = None
   splits = {}
   templates = None
+  # A file the build writes last (e.g. "summary.json"): built means it exists. Without one, built
+  # means every split has files.
+  done_file = None
 
   def default_dir(self, cache_dir=None):
     return cache.path("data", self.name, cache_dir=cache_dir)
@@ -28,6 +31,8 @@ class Dataset:
     raise NotImplementedError
 
   def is_built(self, data_dir):
+    if self.done_file:
+      return tf.io.gfile.exists(os.path.join(data_dir, self.done_file))
     return all(tf.io.gfile.glob(os.path.join(data_dir, p)) for p in self.splits.values())
 
   def ensure_built(self, data_dir, cache_dir):

@@ -120,14 +120,12 @@ def subcategories(data_dir):
 
 class GoogleEmoji(base.Dataset):
   name = "emoji"
+  done_file = "summary.json"
   splits = {"train": "google-train-*.tfrecord", "heldout": "google-heldout-*.tfrecord"}
   templates = TEMPLATES
 
   def build(self, data_dir, cache_dir):
     build(data_dir, cache_dir)
-
-  def is_built(self, data_dir):
-    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
   def class_names(self, data_dir):
     return subcategories(data_dir)

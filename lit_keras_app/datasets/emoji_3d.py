@@ -62,14 +62,12 @@ def build(out_dir, cache_dir, google_dir=None, fluent_dir=None, num_shards=4, wo
 
 class Emoji3D(base.Dataset):
   name = "emoji_3d"
+  done_file = "summary.json"
   splits = {"train": "3d-train-*.tfrecord", "heldout": "3d-heldout-*.tfrecord"}
   templates = emoji.TEMPLATES
 
   def build(self, data_dir, cache_dir):
     build(data_dir, cache_dir)
-
-  def is_built(self, data_dir):
-    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
   def class_names(self, data_dir):
     return emoji.subcategories(data_dir)

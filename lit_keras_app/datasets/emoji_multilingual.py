@@ -108,14 +108,12 @@ def train_sentencepiece(texts, model_prefix, vocab_size=8000):
 
 class MultilingualEmoji(base.Dataset):
   name = "emoji_multilingual"
+  done_file = "summary.json"
   splits = {"multi-train": "multi-train-*.tfrecord", "en-train": "en-train-*.tfrecord",
             "heldout": "heldout-*.tfrecord"}
 
   def build(self, data_dir, cache_dir):
     build(data_dir, cache_dir)
-
-  def is_built(self, data_dir):
-    return tf.io.gfile.exists(os.path.join(data_dir, "summary.json"))
 
 
 base.register(MultilingualEmoji())

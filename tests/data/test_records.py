@@ -1,5 +1,6 @@
 """Writing TFRecords from manifests and class folders, checked by the validator."""
 import csv
+import io
 import json
 import os
 
@@ -153,3 +154,32 @@ def test_fuzzed_manifests_are_written_or_rejected_with_reasons(tmp_path):
 @pytest.mark.slow
 def test_fuzzed_manifests_long_run(tmp_path):
   _fuzz_manifests(tmp_path, 400, seed=1)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P"])
+def test_max_side_shrinks_large_images_keeping_aspect(tmp_path, mode):
+  """A 160×80 image of four flat quadrants, with max_side 32: a 32×16 PNG in colour (a palette
+  image too) whose corners, 8 pixels from any quadrant edge (beyond Lanczos' 3-pixel reach), keep
+  their quadrant's colour; a flat image stays exactly flat; small images pass untouched."""
+  colours = np.array([[200, 10, 10], [10, 200, 10], [10, 10, 200], [250, 250, 0]], np.uint8)
+  pixels = np.zeros((80, 160, 3), np.uint8)
+  for q, (r, c) in enumerate([(0, 0), (0, 80), (40, 0), (40, 80)]):
+    pixels[r:r + 40, c:c + 80] = colours[q]
+  big = tmp_path / f"big.{'png' if mode == 'RGB' else 'gif'}"
+  image = Image.fromarray(pixels)
+  (image if mode == "RGB" else image.quantize(4)).save(big)
+  data, reason = records.load_image_bytes(str(big), max_side=32)
+  assert reason is None
+  out = Image.open(io.BytesIO(data))
+  assert (out.format, out.size) == ("PNG", (32, 16))
+  got = np.asarray(out.convert("RGB")).astype(int)
+  for q, (r, c) in enumerate([(0, 0), (0, 31), (15, 0), (15, 31)]):
+    np.testing.assert_allclose(got[r, c], colours[q], rtol=0, atol=1)
+  flat = tmp_path / "flat.png"
+  Image.fromarray(np.full((30, 50, 3), [12, 34, 56], np.uint8)).save(flat)
+  shrunk = Image.open(io.BytesIO(records.load_image_bytes(str(flat), 10)[0]))
+  assert shrunk.size == (10, 6)
+  assert (np.asarray(shrunk.convert("RGB")) == [12, 34, 56]).all()
+  small = tmp_path / "small.png"
+  Image.fromarray(pixels[:4, :8]).save(small)
+  assert records.load_image_bytes(str(small), max_side=8)[0] == small.read_bytes()
