@@ -77,10 +77,10 @@ def make_config(setting, seed, args, global_batch_loss=True):
   return c.lock()
 
 
-def run(config, strategy, workdir):
-  """Trains, then evaluates every set. With a locked image tower the evaluators read the sets'
-  pre-computed embeddings (the same numbers as running the tower, computed once for all L
-  runs)."""
+def train_and_evaluate(config, strategy, workdir):
+  """Trains, then runs every evaluator of the config: (final train metrics, results, training
+  seconds). With a locked image tower the evaluators read the sets' pre-computed embeddings (the
+  same numbers as running the tower, computed once for all L runs)."""
   tf_keras.backend.clear_session()
   task = task_lib.LiTTask(resolve.resolve(config)).prepare()
   t0 = time.time()
@@ -88,7 +88,11 @@ def run(config, strategy, workdir):
   train_s = time.time() - t0
   model, _, _ = trainer.restore_model(task.config, workdir,
                                       precomputed=task.config.precompute.enabled)
-  res = evaluators.evaluate(task.build_evaluators(during_training=True), model)
+  return metrics, evaluators.evaluate(task.build_evaluators(during_training=True), model), train_s
+
+
+def run(config, strategy, workdir):
+  metrics, res, train_s = train_and_evaluate(config, strategy, workdir)
   out = {"train_loss": metrics["loss"], "train_seconds": train_s}
   for name in SETS:
     r, z = res[f"{name}_retrieval"], res[f"{name}_zero_shot"]

@@ -38,7 +38,8 @@ def base_config():
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.setting = "Lu"          # image tower letter, then text tower letter (L / U / u)
-  c.dataset = ""            # a registered dataset (digits, emoji, ...) or "": your data.train
+  c.dataset = ""            # a registered dataset (digits, emoji, ...), several joined by "+"
+                            # (they train together), or "": your data.train
   c.loss = "softmax"        # softmax | sigmoid
   c.global_batch_loss = True  # False: the per-replica loss the paper compares against
   c.loss_block_size = 0     # >0: the loss in blocks of this many columns, no [b, B] logits
@@ -54,7 +55,7 @@ def base_config():
 
   c.data = ml_collections.ConfigDict()
   c.data.dir = ""           # where the dataset is built (default: <cache>/data/<dataset>)
-  c.data.train = ""         # glob of TFRecord shards (lit_keras.data.schema)
+  c.data.train = ""         # glob(s) of TFRecord shards, comma-separated (lit_keras.data.schema)
   c.data.train_split = "train"  # with a dataset and an empty data.train
   c.data.augment = True     # Inception crop; False: central crop
   c.data.crop_fraction = 1.0

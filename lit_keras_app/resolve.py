@@ -1,8 +1,8 @@
 """A config's names → concrete files and paths, before the library's task reads it.
 
-- `config.dataset` (a registered dataset, or empty for your own files): built into
-  `<cache>/data/<name>` (or `data.dir`) on first use; an empty `data.train` becomes the files of
-  its `data.train_split`.
+- `config.dataset` (a registered dataset, several joined by "+", or empty for your own files):
+  built into `<cache>/data/<name>` (or, for one dataset, `data.dir`) on first use; an empty
+  `data.train` becomes the files of their `data.train_split` (comma-separated globs).
 - Symbolic handles in `image.handle`, `text.preprocess`, `text.encoder`, `text.vocab` and
   `text.sentencepiece_model`: `ports:NAME/PART` (a weight port, built on first use) or
   `DATASET:ASSET` (a file a dataset derives from its data, e.g. `digits:pca_feature_vector`).
@@ -84,11 +84,13 @@ def resolve(config):
   towers.parse_setting(config.setting)
   with config.unlocked():
     if config.get("dataset"):
-      data_dir = _dataset_dir(config.dataset, config)
-      config.data.dir = data_dir
+      names = config.dataset.split("+")
+      dirs = [_dataset_dir(name, config) for name in names]
+      config.data.dir = dirs[0] if len(names) == 1 else ""
       if not config.data.train:
-        config.data.train = datasets.get(config.dataset).files(
-            data_dir, config.data.get("train_split") or "train")
+        split = config.data.get("train_split") or "train"
+        config.data.train = ",".join(datasets.get(name).files(data_dir, split)
+                                     for name, data_dir in zip(names, dirs))
     _resolve_handles(config)
     _resolve_evals(config)
   return config

@@ -66,12 +66,13 @@ class DropCounter:
 
 
 def list_files(file_pattern):
-  """The sorted files of a glob (or list of globs); a TFDS source (`tfds:NAME:SPLIT`) is its
-  own single unit, checked to name a dataset."""
+  """The sorted files of a glob, a comma-separated list of globs or a list of globs; a TFDS source
+  (`tfds:NAME:SPLIT`) is its own single unit, checked to name a dataset."""
   if tfds_source.is_tfds(file_pattern):
     tfds_source.layout(file_pattern)
     return [file_pattern]
-  patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
+  patterns = ([p for p in file_pattern.split(",") if p] if isinstance(file_pattern, str)
+              else list(file_pattern))
   files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
   if not files:
     raise errors.NoFilesError(f"no TFRecord files match {file_pattern!r}: check the path (and, "

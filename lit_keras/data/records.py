@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import re
 import sys
+import warnings
 
 from PIL import Image
 import tensorflow as tf
@@ -121,7 +122,10 @@ def load_image_bytes(path, max_side=None):
   if not data:
     return None, "empty file"
   try:
-    with Image.open(io.BytesIO(data)) as im:
+    with warnings.catch_warnings():
+      # Large images are fine (shrunk with max_side); only Pillow's hard limit rejects one.
+      warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+      im = Image.open(io.BytesIO(data))
       im.load()
       if im.width < 1 or im.height < 1:
         return None, "image has no pixels"

@@ -39,6 +39,7 @@ import os
 import numpy as np
 
 from lit_keras.data import pipeline
+from lit_keras.data import schema
 from lit_keras.data import tfds_source
 from lit_keras.evaluation import fewshot
 from lit_keras.evaluation import prompts
@@ -139,7 +140,8 @@ class ZeroShot(Evaluator):
   """Zero-shot classification with a prompt ensemble (CLIP's: mean of normalised embeddings).
 
   Args (besides `Evaluator`'s):
-    classes: class list spec (`prompts.class_names`); labels index into it.
+    classes: class list spec (`prompts.class_names`); labels index into it. Images without a
+      label (−1) are left out; `unlabelled` counts them.
     templates: template spec (`prompts.templates`), default `["{}"]`.
   """
 
@@ -155,16 +157,21 @@ class ZeroShot(Evaluator):
 
   def run(self, embedded, model, out_dir=None, sets=None):
     labels = embedded["labels"]
+    labelled = labels != schema.NO_LABEL  # unlabelled images are left out (and counted)
+    labels = labels[labelled]
     if len(labels) and (labels.min() < 0 or labels.max() >= len(self.classes)):
       raise ValueError(f"{self.name}: labels must index the {len(self.classes)} classes; found "
                        f"labels in [{labels.min()}, {labels.max()}] in {self.data}")
+    if not len(labels):
+      raise ValueError(f"{self.name}: no labelled image in {self.data}")
     cls = zero_shot.class_embeddings(model, self.classes, self.templates)
     out, preds = zero_shot.zero_shot_accuracy(model, None, labels, cls,
-                                              image_emb=embedded["image_emb"])
+                                              image_emb=embedded["image_emb"][labelled])
     cm = report.confusion_matrix(labels, preds, len(self.classes))
     out.update(mean_per_class=float(np.nanmean(report.per_class_accuracy(cm))),
                majority_baseline=float(np.bincount(labels).max() / len(labels)),
-               images=len(labels), classes=len(self.classes), templates=len(self.templates))
+               images=len(labels), unlabelled=int((~labelled).sum()), classes=len(self.classes),
+               templates=len(self.templates))
     if out_dir:
       path = os.path.join(out_dir, f"confusion_{self._slug()}.png")
       names = [c if isinstance(c, str) else c[0] for c in self.classes]

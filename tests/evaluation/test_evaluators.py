@@ -117,6 +117,26 @@ def test_labels_outside_the_class_list_are_refused(color_set):
     evaluators.evaluate(evals, ColorModel())
 
 
+def test_zero_shot_leaves_unlabelled_images_out(color_set, tmp_path):
+  """The same set with a third of its images unlabelled (−1): top-1 over the labelled ones only,
+  as NumPy computes it from the colours; the unlabelled are counted."""
+  _, truth = color_set
+  path = str(tmp_path / "partly_labelled.tfrecord")
+  with tf.io.TFRecordWriter(path) as w:
+    for i, (rgb, texts, label) in enumerate(truth):
+      w.write(schema.image_example(_png(rgb), texts, f"im{i}", None if i % 3 == 0 else label))
+  model = ColorModel()
+  zs = evaluators.evaluate(evaluators.build(
+      {"zs": {"type": "zero_shot", "data": path, "classes": CLASSES}}, 6), model)["zs"]
+  kept = [(rgb, label) for i, (rgb, _, label) in enumerate(truth) if i % 3]
+  img = np.stack([np.array(rgb, np.float32) / 255.0 + 0.01 for rgb, _ in kept])
+  img /= np.linalg.norm(img, axis=1, keepdims=True)
+  cls = model.encode_text(tf.constant(CLASSES)).numpy()
+  pred = np.argmax(img @ cls.T, axis=1)
+  assert (zs["images"], zs["unlabelled"]) == (8, 4)
+  assert zs["top1"] == pytest.approx(np.mean(pred == [lab for _, lab in kept]), abs=1e-6)
+
+
 def test_corrupt_set_is_named(color_set):
   path, _ = color_set
   data = bytearray(open(path, "rb").read())

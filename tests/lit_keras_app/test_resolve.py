@@ -46,6 +46,41 @@ def test_dataset_files_and_evaluators_resolved(cache):
   assert zero_shot.classes[3] == "three" and len(zero_shot.templates) == 4
 
 
+def test_several_datasets_train_together(cache, tmp_path, monkeypatch):
+  """`dataset = "a+b"`: both built, their training files read as one comma-separated list."""
+  from lit_keras.data import pipeline
+  from lit_keras_app.datasets import base
+
+  class DigitsAgain(base.Dataset):  # a second dataset: the digits' training shards, renamed
+    name, splits = "digits_again", {"train": "again-*.tfrecord"}
+
+    def build(self, data_dir, cache_dir):
+      os.makedirs(data_dir, exist_ok=True)
+      for f in tf.io.gfile.glob(os.path.join(cache_dir, "data", "digits", "train-*")):
+        tf.io.gfile.copy(f, os.path.join(data_dir, "again-" + os.path.basename(f)))
+
+  monkeypatch.setitem(base._DATASETS, "digits_again", DigitsAgain())  # pylint: disable=protected-access
+  c = resolve.resolve(runs.config(cache, dataset="digits+digits_again"))
+  first = os.path.join(cache, "data", "digits", "train-*.tfrecord")
+  second = os.path.join(cache, "data", "digits_again", "again-*.tfrecord")
+  assert c.data.train == f"{first},{second}" and c.data.dir == ""
+  files = pipeline.list_files(c.data.train)
+  assert files == sorted(tf.io.gfile.glob(first) + tf.io.gfile.glob(second))
+  assert len(files) == 2 * len(tf.io.gfile.glob(first)) > 0
+
+
+def test_broad_config_options():
+  broad = importlib.import_module("configs.broad")
+  c = broad.get_config("LU,leave_out=openclipart")
+  assert (c.setting, c.dataset, c.optim.lr) == ("LU", "emoji+emoji_3d", 1e-4)
+  assert broad.get_config().dataset == "emoji+emoji_3d+openclipart"
+  assert broad.get_config("Lu,runlocal").total_steps == 10
+  for arg, match in [("uu", "setting 'uu'"), ("Lu,leave_out=digits", "leave_out='digits'"),
+                     ("Lu,steps=3", "unknown option 'steps=3'")]:
+    with pytest.raises(ValueError, match=match):
+      broad.get_config(arg)
+
+
 def test_resolve_rejects_bad_configs(cache, tmp_path):
   for key, value, match in [("setting", "Lx", "setting"), ("loss", "hinge", "loss"),
                             ("image.handle", "/no/such/module", "image.handle"),
@@ -56,10 +91,12 @@ def test_resolve_rejects_bad_configs(cache, tmp_path):
     runs.prepare(runs.config(cache, batch_size=63)).validate(num_replicas=2)
 
 
-@pytest.mark.parametrize("name", ["demo", "digits", "lit_b16_bert_base", "lit_bit_adafactor"])
+@pytest.mark.parametrize("name", ["demo", "digits", "lit_b16_bert_base", "lit_bit_adafactor",
+                                  "broad:Lu", "broad:LU"])
 def test_configs_build(name, cache, tmp_path, image_module, bert_pair, vocab_file):
   """Every config builds a model; real-scale recipes with local stand-ins for their handles."""
-  config = importlib.import_module(f"configs.{name}").get_config()
+  module, _, arg = name.partition(":")
+  config = importlib.import_module(f"configs.{module}").get_config(arg or None)
   with config.unlocked():
     if config.image.handle.startswith("http"):
       assert config.text.encoder.startswith("http")  # names the public TF-Hub handles
