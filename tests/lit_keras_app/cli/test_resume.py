@@ -218,6 +218,9 @@ def test_keras_fit_engine_resumes_exactly_and_matches_the_runner(data, straight,
     np.testing.assert_allclose(w_killed[k], w_fit[k], atol=1e-5, err_msg=k)
 
 
+# The chunked step on 4 replicas is checked in the default suite by
+# tests/models/test_gradient_cache.py; this is the same through train.py.
+@pytest.mark.slow
 def test_chunked_run_on_four_replicas_equals_the_straight_run(data, straight, tmp_path):
   """train.py with gradient caching (chunks of 3 rows of each replica's 8) and the blocked loss
   (blocks of 7 of the 32 columns), on 4 logical devices: every step's loss is the whole-batch
