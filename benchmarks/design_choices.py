@@ -101,9 +101,6 @@ def run(config, strategy, workdir):
 
 
 def summarize(results, out_dir):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   keys = [("heldout", "i2t_r@1"), ("heldout", "zero_shot_top1"), ("3d_train", "i2t_r@1"),
           ("3d_heldout", "i2t_r@1")]
   groups = {}
@@ -126,17 +123,29 @@ def summarize(results, out_dir):
   with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write(table + "\n\n(mean ± half the range over seeds)\n")
   names = list(groups)
-  fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), dpi=100)
-  for ax, (split, metric) in zip(axes, keys):
-    means = [stats[(n, split, metric)][0] for n in names]
-    errs = [stats[(n, split, metric)][1] for n in names]
-    ax.bar(range(len(names)), means, yerr=errs, color="#4a7ebb", capsize=3)
-    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
-    ax.set_title(f"{split}: {metric}", fontsize=9)
-  fig.suptitle("LiT design choices on emoji (EfficientNet-Lite0 / MiniLM-L6), 3 seeds")
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, "design_choices.png"))
+  bar_panels(os.path.join(out_dir, "design_choices.png"), names,
+             [(f"{split}: {metric}", [stats[(n, split, metric)] for n in names])
+              for split, metric in keys],
+             "LiT design choices on emoji (EfficientNet-Lite0 / MiniLM-L6), 3 seeds")
   return table
+
+
+def bar_panels(path, names, panels, title, width=4.0, rotation=45):
+  """One bar chart per (panel title, [(mean, spread) per name]), side by side, saved to `path`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 3.6), dpi=100)
+  for ax, (panel, values) in zip(axes, panels):
+    ax.bar(range(len(names)), [m for m, _ in values], yerr=[e for _, e in values],
+           color="#4a7ebb", capsize=3)
+    ax.set_xticks(range(len(names)), names, rotation=rotation, fontsize=8,
+                  ha="right" if rotation > 45 else "center")
+    ax.set_title(panel, fontsize=9)
+  fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
 
 
 def main():

@@ -40,9 +40,6 @@ def run_name(setting, leave_out):
 
 
 def summarize(results, out_dir):
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   groups = {}
   for r in results:
     groups.setdefault(r["name"], []).append(r)
@@ -61,15 +58,10 @@ def summarize(results, out_dir):
   with open(os.path.join(out_dir, "table.md"), "w") as f:
     f.write(table + "\n\n(mean ± half the range over seeds)\n")
   names = list(groups)
-  fig, axes = plt.subplots(1, len(COLUMNS), figsize=(3.2 * len(COLUMNS), 3.8), dpi=100)
-  for ax, (col, _, _) in zip(axes, COLUMNS):
-    ax.bar(range(len(names)), [stats[(n, col)][0] for n in names],
-           yerr=[stats[(n, col)][1] for n in names], color="#4a7ebb", capsize=3)
-    ax.set_xticks(range(len(names)), names, rotation=60, fontsize=7, ha="right")
-    ax.set_title(col, fontsize=9)
-  fig.suptitle("Transfer to held-out concepts and styles (configs/broad.py)")
-  fig.tight_layout()
-  fig.savefig(os.path.join(out_dir, "transfer.png"))
+  design_choices.bar_panels(os.path.join(out_dir, "transfer.png"), names,
+                            [(col, [stats[(n, col)] for n in names]) for col, _, _ in COLUMNS],
+                            "Transfer to held-out concepts and styles (configs/broad.py)",
+                            width=3.2, rotation=60)
   return table
 
 

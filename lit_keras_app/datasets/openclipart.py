@@ -264,7 +264,7 @@ def load(root):
         report["svg_unreadable"] += 1
         problems.append(f"{rel}.svg: {e}")
     parsed.append((path, rel, meta))
-  titles = collections.Counter(concept_key(drawing(rel, meta)["title"])
+  titles = collections.Counter(concept_key(clean_title(meta["title"], rel, meta["agents"]))
                                for _, rel, meta in parsed)
   shared = frozenset(t for t, n in titles.items() if n >= SHARED_TITLE)
   per_concept, out = collections.Counter(), []
