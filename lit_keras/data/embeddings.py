@@ -5,8 +5,11 @@ every step, so they are computed once (central crop: the cache holds one determi
 image) and training needs neither the images nor the image model. `precompute` writes the
 embedding schema (`lit_keras.data.schema`), one output shard per input shard, into
 `<cache>/embeddings/<key>/`, where the key hashes the tower's identity and preprocessing
-(`source`) and the input files, so a cache is reused across runs and never mixed up. Resumable
-(finished shards are skipped), with progress; every file goes through `tf.io.gfile`.
+(`source`) and the input files, so a cache is reused across runs and never mixed up. An input file
+already embedded for another set by the same tower (a subset or superset of a computed set, e.g.
+one data source left out) is copied, not computed again: `<cache>/embeddings/files/` indexes
+every finished shard by its tower and input file. Resumable (finished shards are skipped), with
+progress; every file goes through `tf.io.gfile`.
 """
 import hashlib
 import json
@@ -21,6 +24,7 @@ from lit_keras.data import schema
 from lit_keras.data import tfds_source
 
 META = "meta.json"
+FILES = "files"  # the index of finished shards by (tower + preprocessing, input file)
 
 
 def _module_stamp(handle):
@@ -39,6 +43,30 @@ def cache_key(source, files):
   ident = {"source": source, "module": _module_stamp(source["handle"]),
            "files": [_file_stamp(f) for f in files]}
   return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_key(source, f):
+  """16 hex digits identifying (tower + preprocessing, one input file)."""
+  ident = {"source": source, "module": _module_stamp(source["handle"]), "file": _file_stamp(f)}
+  return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _reusable(index, source, f):
+  """A finished shard holding the embeddings of input file `f` by this tower, or None."""
+  entry = os.path.join(index, _file_key(source, f) + ".json")
+  if not tf.io.gfile.exists(entry):
+    return None
+  shard = _read_json(entry)["shard"]
+  done = tf.io.gfile.exists(shard) and tf.io.gfile.exists(shard + ".done")
+  return shard if done else None
+
+
+def _add_to_index(index, source, f, shard):
+  """Records that finished `shard` holds the embeddings of input file `f` (if not yet known)."""
+  entry = os.path.join(index, _file_key(source, f) + ".json")
+  if not tf.io.gfile.exists(entry):
+    tf.io.gfile.makedirs(index)
+    _write_json(entry, {"shard": shard})
 
 
 def _file_stamp(f):
@@ -95,7 +123,11 @@ def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=Tr
   """
   files = pipeline.list_files(file_pattern)
   out_dir, meta = cached(source, files, cache_dir)
+  index = os.path.join(cache_dir, "embeddings", FILES)
   if meta is not None:
+    if writer:  # caches written before the index existed join it
+      for i, f in enumerate(files):
+        _add_to_index(index, source, f, _shard(out_dir, i, len(files)))
     log(f"[precompute] cached: {meta['count']} embeddings (dim {meta['dim']}) in {out_dir}")
     return out_dir, meta["dim"], meta["count"]
   if writer:
@@ -104,11 +136,19 @@ def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=Tr
   # marker can only appear after all hosts took part in computing it).
   todo = [not tf.io.gfile.exists(_shard(out_dir, i, len(files)) + ".done")
           for i in range(len(files))]
+  reuse = [_reusable(index, source, f) if todo[i] else None for i, f in enumerate(files)]
   dim, count, t0 = None, 0, time.time()
   for i, f in enumerate(files):
     out = _shard(out_dir, i, len(files))
-    if not todo[i]:
-      d = _read_json(out + ".done")
+    if not todo[i] or reuse[i]:
+      d = _read_json((reuse[i] or out) + ".done")
+      if reuse[i] and writer:
+        tf.io.gfile.copy(reuse[i], out + ".tmp", overwrite=True)
+        tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
+        _write_json(out + ".done", d)
+      if reuse[i]:
+        log(f"[precompute] shard {i + 1}/{len(files)}: {d['count']} embeddings of "
+            f"{os.path.basename(f)} copied from {reuse[i]}")
       dim, count = d["dim"], count + d["count"]
       continue
     vecs = np.asarray(embed_file(f))
@@ -126,6 +166,7 @@ def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=Tr
         raise RuntimeError(f"{f}: {n} examples but {len(vecs)} embeddings")
       tf.io.gfile.rename(out + ".tmp", out, overwrite=True)
       _write_json(out + ".done", {"dim": dim, "count": n})
+      _add_to_index(index, source, f, out)
     count += len(vecs)
     rate = count / max(time.time() - t0, 1e-9)
     log(f"[precompute] shard {i + 1}/{len(files)}: {count} images, {rate:.1f} images/s")

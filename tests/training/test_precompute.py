@@ -3,6 +3,7 @@ embedded once, by one replica), equal to the locked tower run directly; cached a
 import io
 import json
 import os
+import shutil
 
 import numpy as np
 from PIL import Image
@@ -85,3 +86,48 @@ def test_fewshot_during_training_reads_precomputed_features_equal_to_the_images(
   assert len(metrics) == 6
   for k in metrics:
     assert during["test_fewshot"][k] == after["test_fewshot"][k], k
+
+
+def test_a_set_sharing_files_with_a_computed_set_copies_their_shards(tmp_path, image_module):
+  """A subset or superset of a computed set (one data source left out or added) computes only
+  the files it has not seen; a file that changed is computed again."""
+  files = _set(tmp_path)
+  source = embeddings.image_source(image_module, 16)
+  embedder = task_lib.image_file_embedder(source, batch_size=4)
+  calls = []
+
+  def embed(f):
+    calls.append(os.path.basename(f))
+    return embedder(f)
+
+  cache_dir = str(tmp_path / "cache")
+  both_dir, dim, count = embeddings.precompute(embed, source, files, cache_dir)
+  assert calls == ["set-0.tfrecord", "set-1.tfrecord"] and count == 16
+  # A cache written before the index existed joins it when it is next used.
+  shutil.rmtree(os.path.join(cache_dir, "embeddings", embeddings.FILES))
+  assert embeddings.precompute(lambda f: 1 / 0, source, files, cache_dir)[0] == both_dir
+  # The second file alone: copied, equal to the tower run directly on its images.
+  second = str(tmp_path / "set-1.tfrecord")
+  one_dir, dim1, count1 = embeddings.precompute(lambda f: 1 / 0, source, second, cache_dir)
+  assert one_dir != both_dir and (dim1, count1) == (16, 8)
+  ids, labels, vecs = _read(one_dir, dim)
+  assert ids == [f"1/{i}" for i in range(9) if i != 4] and labels == [
+      i % 3 for i in range(9) if i != 4]
+  tower = towers.HubImageTower(image_module, image_size=16)
+  images = np.stack([b["image"].numpy() for b in pipeline.eval_dataset(second, 1, 16)])[:, 0]
+  np.testing.assert_allclose(vecs, tower(images).numpy(), atol=1e-5)
+  assert json.load(open(os.path.join(one_dir, "meta.json")))["count"] == 8
+  # A superset: only the new file is computed.
+  rng = np.random.default_rng(1)
+  with tf.io.TFRecordWriter(str(tmp_path / "set-2.tfrecord")) as w:
+    for i in range(3):
+      w.write(schema.image_example(_png(rng), [f"new {i}"], f"2/{i}", 0))
+  calls.clear()
+  _, _, count3 = embeddings.precompute(embed, source, files, cache_dir)
+  assert calls == ["set-2.tfrecord"] and count3 == 19
+  # A file rewritten (another size) is not taken from the index.
+  with tf.io.TFRecordWriter(second) as w:
+    w.write(schema.image_example(_png(rng), ["rewritten"], "1/0", 0))
+  calls.clear()
+  _, _, count4 = embeddings.precompute(embed, source, second, cache_dir)
+  assert calls == ["set-1.tfrecord"] and count4 == 1
