@@ -45,15 +45,9 @@ def cache_key(source, files):
   return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _file_key(source, f):
-  """16 hex digits identifying (tower + preprocessing, one input file)."""
-  ident = {"source": source, "module": _module_stamp(source["handle"]), "file": _file_stamp(f)}
-  return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
 def _reusable(index, source, f):
   """A finished shard holding the embeddings of input file `f` by this tower, or None."""
-  entry = os.path.join(index, _file_key(source, f) + ".json")
+  entry = os.path.join(index, cache_key(source, [f]) + ".json")
   if not tf.io.gfile.exists(entry):
     return None
   shard = _read_json(entry)["shard"]
@@ -63,7 +57,7 @@ def _reusable(index, source, f):
 
 def _add_to_index(index, source, f, shard):
   """Records that finished `shard` holds the embeddings of input file `f` (if not yet known)."""
-  entry = os.path.join(index, _file_key(source, f) + ".json")
+  entry = os.path.join(index, cache_key(source, [f]) + ".json")
   if not tf.io.gfile.exists(entry):
     tf.io.gfile.makedirs(index)
     _write_json(entry, {"shard": shard})
