@@ -166,6 +166,25 @@ def _vocab_file(a, directory):
   return path
 
 
+def build_step(a, mode, jit):
+  """The bench's threads and seed, our model for `mode`, its batches and the library's train
+  step with AdamW: (model, batches, train_step)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  import tf_keras  # pylint: disable=g-import-not-at-top
+
+  from lit_keras import losses  # pylint: disable=g-import-not-at-top
+  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
+  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  tf.keras.utils.set_random_seed(a.seed)
+  model, batches = build(a, mode)
+  model(batches[0])
+  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
+                                        beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+  return model, batches, step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"),
+                                                  jit_compile=jit)
+
+
 def build(a, mode):
   """Our model for `mode` at the bench shape, and `a.data_batches` random batches."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -219,18 +238,9 @@ def run_child(a, mode):
   import_s = time.perf_counter() - t_import
   rss_after_import = rss.rss_mb()
 
-  tf.config.threading.set_intra_op_parallelism_threads(a.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  tf.keras.utils.set_random_seed(a.seed)
   jit = bool(a.jit_compile)
-
-  model, batches = build(a, mode)
+  model, batches, train_step = build_step(a, mode, jit)
   b = a.batch
-  model(batches[0])
-  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
-                                        beta_1=0.9, beta_2=0.999, epsilon=1e-8)
-  train_step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"),
-                                        jit_compile=jit)
   rss_after_build = rss.rss_mb()
 
   image_vars = model.image_tower.weights

@@ -42,21 +42,11 @@ def main():
   import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   import bench_tiny  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
   from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
-  from lit_keras import losses  # pylint: disable=g-import-not-at-top
-  from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
 
   b = bench_tiny.parse_args([f"--hub_dir={a.hub_dir}"] if a.hub_dir else [])
-  tf.config.threading.set_intra_op_parallelism_threads(b.threads)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
-  tf.keras.utils.set_random_seed(b.seed)
-  model, batches = bench_tiny.build(b, a.mode)
-  model(batches[0])
-  optimizer = tf_keras.optimizers.AdamW(learning_rate=b.lr, weight_decay=b.weight_decay,
-                                        beta_1=0.9, beta_2=0.999, epsilon=1e-8)
-  step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"), jit_compile=False)
+  _, batches, step = bench_tiny.build_step(b, a.mode, jit=False)
 
   def run(n, start):
     t0 = time.perf_counter()
