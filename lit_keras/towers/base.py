@@ -1,4 +1,5 @@
 """The tower contract shared by image and text towers: the paper's L / U / u states."""
+import tensorflow_hub as hub
 import tf_keras
 
 from lit_keras.towers import tape
@@ -23,6 +24,17 @@ def validate_state(state, allowed=STATES, what="tower"):
     raise ValueError(f"Invalid state {state!r} for {what}: expected one of {allowed} "
                      "(L = pretrained+locked, U = pretrained+trained, u = random init+trained).")
   return state
+
+
+def hub_layer(handle, **kwargs):
+  """`hub.KerasLayer(handle, **kwargs)`, the module loaded by `hub.load` first.
+
+  Given a string, `hub.KerasLayer` first tries `import keras` to ask Keras for load options;
+  on this stack that import is Keras 3, which the layer cannot use (it ends up with no
+  options): ~120 MB of host memory and ~1.5 s for nothing. Loaded here, the layer is the same,
+  with the same variables; `handle` is still any TF-Hub/Kaggle handle or local path.
+  """
+  return hub.KerasLayer(hub.load(handle), **kwargs)
 
 
 class Tower(tf_keras.layers.Layer):

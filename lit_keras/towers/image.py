@@ -1,6 +1,5 @@
 """Image towers: any TF-Hub image feature-vector module, or a ViT trained from scratch."""
 import tensorflow as tf
-import tensorflow_hub as hub
 import tf_keras
 
 from lit_keras import serialization
@@ -39,7 +38,7 @@ class HubImageTower(base.Tower):
     self.image_size = int(image_size)
     self.value_range = (float(value_range[0]), float(value_range[1]))
     self.output_key = output_key
-    self.module = hub.KerasLayer(handle, trainable=not self.locked, output_key=output_key,
+    self.module = base.hub_layer(handle, trainable=not self.locked, output_key=output_key,
                                  name="module", dtype="float32")
 
   def encode(self, images, training=None):

@@ -96,7 +96,7 @@ class HubBertTextTower(TextTower):
     self._tokenize = hub.KerasLayer(preprocessor.tokenize, name="tokenize")
     self._pack = hub.KerasLayer(preprocessor.bert_pack_inputs,
                                 arguments=dict(seq_length=self.seq_length), name="pack")
-    self.encoder = hub.KerasLayer(encoder_handle, trainable=not self.locked, name="encoder",
+    self.encoder = base.hub_layer(encoder_handle, trainable=not self.locked, name="encoder",
                                   dtype="float32")
 
   def tokenize(self, strings):
