@@ -7,6 +7,7 @@ from official.nlp.modeling import networks
 
 from lit_keras import serialization
 from lit_keras.data import preprocess
+from lit_keras.layers import activations
 from lit_keras.towers import base
 from lit_keras.towers import recompute as recompute_lib
 
@@ -127,7 +128,8 @@ class BertTextTower(TextTower):
     hidden_size, num_layers, num_heads, inner_dim: encoder shape.
     pooling: "cls" (default), "mean" or "pooled" (BERT's tanh pooler on [CLS]).
     dropout_rate: dropout inside the encoder.
-    inner_activation: activation of the feed-forward layers.
+    inner_activation: activation of the feed-forward layers; "gelu" (exact) is
+      `lit_keras.layers.activations.gelu`, which keeps less memory for the backward pass.
     recompute: recompute each transformer block's forward pass during backprop instead of
       keeping its activations (`lit_keras.towers.recompute`; needs `dropout_rate=0`).
   """
@@ -151,7 +153,7 @@ class BertTextTower(TextTower):
     self.encoder = networks.BertEncoder(
         vocab_size=tokenizer.vocab_size, hidden_size=self.hidden_size,
         num_layers=self.num_layers, num_attention_heads=self.num_heads,
-        inner_dim=self.inner_dim, inner_activation=inner_activation,
+        inner_dim=self.inner_dim, inner_activation=activations.get(inner_activation),
         max_sequence_length=tokenizer.seq_length, type_vocab_size=2,
         output_dropout=self.dropout_rate, attention_dropout=self.dropout_rate,
         dict_outputs=True)
