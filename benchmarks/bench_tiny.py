@@ -42,6 +42,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_PEER = os.environ.get("LIT_KERAS_PEER_OPEN_CLIP", "")
 DEFAULT_PEER_PYTHON = os.environ.get("LIT_KERAS_PEER_PYTHON", "")
 MODES = ("lu", "uu", "pre")
+PRECISIONS = ("fp32", "bf16")
+PEER_PRECISION = {"fp32": "fp32", "bf16": "amp_bf16"}
 
 
 def parse_args(argv=None):
@@ -70,6 +72,11 @@ def parse_args(argv=None):
   a("--data_batches", type=int, default=4)
   a("--seed", type=int, default=0)
   a("--jit_compile", type=int, default=1, help="child: XLA-compile the train step and encoders")
+  a("--precision", default="fp32", choices=PRECISIONS,
+    help="child: fp32, or bf16 (our mixed_bfloat16 policy; the peer's --precision amp_bf16)")
+  a("--precisions", default="fp32",
+    help="driver: fp32 and/or bf16; every (impl, mode) runs in each, interleaved, and the "
+         "summary checks each bf16 loss curve against fp32's on the same seed and data")
   a("--jit_variants", default="1,0",
     help="driver: run our modes with jit_compile=1 (impl lit_keras) and/or 0 (lit_keras-nojit)")
   a("--modes", default="lu,uu,pre")
@@ -144,7 +151,12 @@ def _vit_kwargs(a):
 
 
 def export_locked_vit(a, export_dir):
-  """A random-init tfm ViT of the bench shape as a TF-Hub image feature vector ([-1, 1] input)."""
+  """A random-init tfm ViT of the bench shape as a TF-Hub image feature vector ([-1, 1] input).
+
+  With --precision=bf16 it is built under the mixed_bfloat16 policy, so the SavedModel computes
+  in bfloat16 behind float32 signatures (what a user exports for bf16 inference, and what the
+  peer's autocast does to its locked tower).
+  """
   import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   import tf_keras  # pylint: disable=g-import-not-at-top
@@ -152,9 +164,12 @@ def export_locked_vit(a, export_dir):
   from lit_keras import towers  # pylint: disable=g-import-not-at-top
   from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(a.seed)
+  if a.precision == "bf16":
+    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   vit = towers.ViTImageTower(value_range=(-1.0, 1.0), **_vit_kwargs(a))
   images = tf_keras.Input([a.image_size, a.image_size, 3])
   features = tf.reshape(vit.backbone(images)["pre_logits"], [-1, a.vision_width])
+  features = tf.cast(features, tf.float32)
   tfhub_format.export_image_feature_vector(tf_keras.Model(images, features), export_dir)
 
 
@@ -177,6 +192,8 @@ def build_step(a, mode, jit):
   tf.config.threading.set_intra_op_parallelism_threads(a.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   tf.keras.utils.set_random_seed(a.seed)
+  if a.precision == "bf16":  # as the trainer's mixed_precision=True: bf16 compute, fp32 weights
+    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
   model, batches = build(a, mode)
   model(batches[0])
   optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
@@ -268,7 +285,7 @@ def run_child(a, mode):
 
   res = {
       "bench": "bench-tiny", "impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode,
-      "repeat": a.repeat_index,
+      "repeat": a.repeat_index, "precision": a.precision,
       "batch": b, "warmup_steps": a.warmup, "timed_steps": a.steps,
       "train_pairs_per_s": b * len(times) / sum(times),
       "train_pairs_per_s_at_median": b / statistics.median(times),
@@ -278,7 +295,7 @@ def run_child(a, mode):
       "train_pairs_per_s_at_min": b / min(times),
       "train_own_cpu_util": win.own / (win.wall * (os.cpu_count() or 1)),
       "train_other_cpu_util": win.other, "train_steal_s": win.steal,
-      "loss_first": losses_seen[0], "loss_last": losses_seen[-1],
+      "loss_first": losses_seen[0], "loss_last": losses_seen[-1], "losses": losses_seen,
       "logit_scale_init": scale_init,
       "image_tower_changed": image_changed,
       # Whether any image-tower variable is trainable, i.e. could receive a gradient in the step.
@@ -318,7 +335,8 @@ def run_child(a, mode):
   res["peak_rss_mb_end"] = rss.peak_rss_mb()
   res["train_peak_rss_minus_import_mb"] = peak_train - rss_after_import
   res.update({
-      "threads": a.threads, "jit_compile": jit, "dtype": "float32",
+      "threads": a.threads, "jit_compile": jit,
+      "dtype": "float32" if a.precision == "fp32" else "mixed_bfloat16",
       "optimizer": {"name": "tf_keras.optimizers.AdamW", "lr": a.lr, "betas": [0.9, 0.999],
                     "eps": 1e-8, "weight_decay": a.weight_decay},
       "loss": "lit_keras.losses.softmax_contrastive_loss (learnable temperature, init log 10)",
@@ -460,70 +478,111 @@ def _median_range(values):
   return statistics.median(values), min(values), max(values)
 
 
+def precision_of(row):
+  """"fp32" or "bf16" for one of our rows or the peer's (whose `dtype` is "amp_bf16" in bf16)."""
+  if "precision" in row:
+    return row["precision"]
+  return "bf16" if row.get("dtype") == "amp_bf16" else "fp32"
+
+
 def summarize(ours, peer, matmul, flops, a_batch):
-  """Our table: medians (ranges), GFLOP/s, fraction of each framework's matmul peak, targets."""
+  """Our table: medians (ranges), GFLOP/s, fraction of each framework's fp32 matmul peak, the
+  performance targets, and each bf16 loss curve against fp32's."""
   peak = {}
   for r in matmul:
     peak.setdefault(r["framework"], []).append(r["gflops_median"])
   peak = {k: statistics.median(v) for k, v in peak.items()}
   rows, med = [], {}
   impls = sorted({r["impl"] for r in ours}) + ["open_clip"]
-  for impl in impls:
-    for mode in MODES:
-      rs = [r for r in ours + peer if r["mode"] == mode and r["impl"] == impl]
-      if not rs:
-        continue
-      tp = _median_range([r["train_pairs_per_s"] for r in rs])
-      st = statistics.median(r["train_step_median_s"] for r in rs)
-      mem = _median_range([r["train_peak_rss_minus_import_mb"] for r in rs])
-      gflops = tp[0] * flops[f"{mode}_train_per_pair"] / 1e9
-      fw = "torch" if impl == "open_clip" else "tf"
-      img = [r["infer_image_pairs_per_s"] for r in rs if "infer_image_pairs_per_s" in r]
-      txt = [r["infer_text_pairs_per_s"] for r in rs if "infer_text_pairs_per_s" in r]
-      med[(impl, mode)] = {"pairs": tp[0], "mem": mem[0], "step": st,
-                           "img": statistics.median(img) if img else None}
-      fmt = lambda v: f"{statistics.median(v):.0f}" if v else "–"
-      rows.append(
-          f"| {impl} | {mode} | {len(rs)} | {tp[0]:.1f} ({tp[1]:.1f}–{tp[2]:.1f}) | {st:.3f} | "
-          f"{mem[0]:.0f} ({mem[1]:.0f}–{mem[2]:.0f}) | {gflops:.1f} | "
-          f"{(f'{gflops / peak[fw]:.2f} ({fw} {peak[fw]:.0f})') if fw in peak else '–'} | "
-          f"{fmt(img)} | {fmt(txt)} |")
+  precisions = [p for p in PRECISIONS if any(precision_of(r) == p for r in ours + peer)]
+  for prec in precisions:
+    for impl in impls:
+      for mode in MODES:
+        rs = [r for r in ours + peer
+              if r["mode"] == mode and r["impl"] == impl and precision_of(r) == prec]
+        if not rs:
+          continue
+        tp = _median_range([r["train_pairs_per_s"] for r in rs])
+        st = statistics.median(r["train_step_median_s"] for r in rs)
+        mem = _median_range([r["train_peak_rss_minus_import_mb"] for r in rs])
+        gflops = tp[0] * flops[f"{mode}_train_per_pair"] / 1e9
+        fw = "torch" if impl == "open_clip" else "tf"
+        img = [r["infer_image_pairs_per_s"] for r in rs if "infer_image_pairs_per_s" in r]
+        txt = [r["infer_text_pairs_per_s"] for r in rs if "infer_text_pairs_per_s" in r]
+        med[(impl, prec, mode)] = {"pairs": tp[0], "mem": mem[0], "step": st, "gflops": gflops,
+                                   "img": statistics.median(img) if img else None}
+        fmt = lambda v: f"{statistics.median(v):.0f}" if v else "–"
+        frac = (f"{gflops / peak[fw]:.2f} ({fw} {peak[fw]:.0f})"
+                if fw in peak and prec == "fp32" else "–")
+        rows.append(
+            f"| {impl} | {prec} | {mode} | {len(rs)} | {tp[0]:.1f} ({tp[1]:.1f}–{tp[2]:.1f}) | "
+            f"{st:.3f} | {mem[0]:.0f} ({mem[1]:.0f}–{mem[2]:.0f}) | {gflops:.1f} | {frac} | "
+            f"{fmt(img)} | {fmt(txt)} |")
   lines = [
-      ("| impl | mode | runs | train pairs/s median (range) | median step s | "
-      "peak RSS − import MB median (range) | GFLOP/s | fraction of matmul peak (GFLOP/s) | "
-      "image enc pairs/s | text enc pairs/s |"),
-      "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+      ("| impl | precision | mode | runs | train pairs/s median (range) | median step s | "
+       "peak RSS − import MB median (range) | GFLOP/s | fraction of fp32 matmul peak (GFLOP/s) | "
+       "image enc pairs/s | text enc pairs/s |"),
+      "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
   checks = []
 
   def check(name, ok, detail):
     checks.append(f"- {'MET' if ok else 'MISSED'}: {name} — {detail}")
 
-  peer_m = lambda m: med.get(("open_clip", m))
-  for impl in impls[:-1]:
-    ours_m = lambda m, impl=impl: med.get((impl, m))
-    if ours_m("lu") and peer_m("lu"):
-      r = ours_m("lu")["pairs"] / peer_m("lu")["pairs"]
-      check(f"{impl} lu ≥ open_clip lu", r >= 1.0, f"{r:.2f}×")
-    if ours_m("pre") and peer_m("lu"):
-      r = ours_m("pre")["pairs"] / peer_m("lu")["pairs"]
-      check(f"{impl} pre ≥ 1.7× open_clip lu", r >= 1.7, f"{r:.2f}×")
-    if ours_m("pre") and ours_m("lu"):
-      r = ours_m("pre")["mem"] / ours_m("lu")["mem"]
-      check(f"{impl} pre RSS above import ≤ 60% of its lu", r <= 0.6, f"{100 * r:.0f}%")
-    if ours_m("uu") and peer_m("uu"):
-      r = ours_m("uu")["pairs"] / peer_m("uu")["pairs"]
-      check(f"{impl} uu ≥ open_clip uu", r >= 1.0, f"{r:.2f}×")
-    if ours_m("lu") and ours_m("pre") and ours_m("lu")["img"]:
-      # No image backward in lu: its step ≈ the image forward + the pre step (text fwd/bwd).
-      fwd = a_batch / ours_m("lu")["img"]
-      parts = fwd + ours_m("pre")["step"]
-      check(f"{impl} lu step ≈ image forward + pre step (no image backward)",
-            ours_m("lu")["step"] <= 1.1 * parts,
-            f"{ours_m('lu')['step']:.3f} s vs {fwd:.3f} + {ours_m('pre')['step']:.3f} = "
-            f"{parts:.3f} s; an image backward would add ≈ {2 * fwd:.3f} s")
+  for prec in precisions:
+    peer_m = lambda m, prec=prec: med.get(("open_clip", prec, m))
+    for impl in impls[:-1]:
+      ours_m = lambda m, impl=impl, prec=prec: med.get((impl, prec, m))
+      for mode in ("lu", "uu"):
+        if ours_m(mode) and peer_m(mode):
+          r = ours_m(mode)["pairs"] / peer_m(mode)["pairs"]
+          check(f"{impl} {prec} {mode} ≥ 1.25× open_clip {mode}", r >= 1.25, f"{r:.2f}×")
+          r = ours_m(mode)["mem"] / peer_m(mode)["mem"]
+          check(f"{impl} {prec} {mode} peak RSS above import ≤ 1.5× open_clip's", r <= 1.5,
+                f"{r:.2f}× ({ours_m(mode)['mem']:.0f} vs {peer_m(mode)['mem']:.0f} MB)")
+      if ours_m("pre") and peer_m("lu"):
+        r = ours_m("pre")["pairs"] / peer_m("lu")["pairs"]
+        check(f"{impl} {prec} pre ≥ 2.5× open_clip lu", r >= 2.5, f"{r:.2f}×")
+      if ours_m("pre") and ours_m("lu"):
+        r = ours_m("pre")["mem"] / ours_m("lu")["mem"]
+        check(f"{impl} {prec} pre RSS above import ≤ 60% of its lu", r <= 0.6, f"{100 * r:.0f}%")
+      for mode in MODES if prec == "fp32" and "tf" in peak else ():
+        if ours_m(mode):
+          r = ours_m(mode)["gflops"] / peak["tf"]
+          check(f"{impl} {prec} {mode} ≥ 0.75 of TF's matmul peak", r >= 0.75, f"{r:.2f}")
+      if ours_m("lu") and ours_m("pre") and ours_m("lu")["img"]:
+        # No image backward in lu: its step ≈ the image forward + the pre step (text fwd/bwd).
+        fwd = a_batch / ours_m("lu")["img"]
+        parts = fwd + ours_m("pre")["step"]
+        check(f"{impl} {prec} lu step ≈ image forward + pre step (no image backward)",
+              ours_m("lu")["step"] <= 1.1 * parts,
+              f"{ours_m('lu')['step']:.3f} s vs {fwd:.3f} + {ours_m('pre')['step']:.3f} = "
+              f"{parts:.3f} s; an image backward would add ≈ {2 * fwd:.3f} s")
   lines += ["Targets (medians of this run):", *checks, "",
             "matmul peak (2048² fp32, median GFLOP/s): " +
             ", ".join(f"{k} {v:.1f}" for k, v in sorted(peak.items()))]
+  if "bf16" in precisions and "fp32" in precisions:
+    lines += ["", "bf16 against fp32 (same seed, same batches; speed = ratio of median pairs/s; "
+              "loss = largest |bf16 − fp32| / fp32 over every step of every repeat, or the last "
+              "step where only that is recorded):"]
+    for impl in impls:
+      for mode in MODES:
+        fp, bf = med.get((impl, "fp32", mode)), med.get((impl, "bf16", mode))
+        if not (fp and bf):
+          continue
+        pairs = {}
+        for r in ours + peer:
+          if r["impl"] == impl and r["mode"] == mode:
+            pairs.setdefault(r["repeat"], {})[precision_of(r)] = r
+        devs = []
+        for two in pairs.values():
+          if len(two) == 2:
+            a_, b_ = two["fp32"], two["bf16"]
+            curve = zip(a_["losses"], b_["losses"]) if "losses" in a_ and "losses" in b_ else [
+                (a_["loss_last"], b_["loss_last"])]
+            devs += [abs(y - x) / abs(x) for x, y in curve]
+        lines.append(f"- {impl} {mode}: {bf['pairs'] / fp['pairs']:.2f}× the fp32 speed, "
+                     f"peak RSS above import {bf['mem']:.0f} vs {fp['mem']:.0f} MB, loss within "
+                     + (f"{100 * max(devs):.2f}%" if devs else "– (no repeat in both)"))
   return "\n".join(lines)
 
 
@@ -539,6 +598,9 @@ def main():
     print(json.dumps(run_child(a, a.child)), flush=True)
     return
   modes = [m for m in a.modes.split(",") if m]
+  precisions = [p for p in a.precisions.split(",") if p]
+  if set(precisions) - set(PRECISIONS):
+    raise SystemExit(f"--precisions {a.precisions!r}: expected some of {PRECISIONS}")
   jit_variants = [int(j) for j in a.jit_variants.split(",") if j]
   os.makedirs(a.out, exist_ok=True)
   me = [sys.executable, os.path.abspath(__file__)]
@@ -561,40 +623,47 @@ def main():
                            "--framework", fw, "--threads", str(a.threads)],
                           f"matmul peak ({fw})")
   with tempfile.TemporaryDirectory() as tmp:
-    hub_dir = os.path.join(tmp, "locked_vit")
-    if "lu" in modes:
-      print("[bench_tiny] exporting the random ViT as a TF-Hub feature vector", file=sys.stderr)
-      subprocess.run(me + ["--child=export", f"--hub_dir={hub_dir}"] + _shape_flags_for_child(a),
-                     check=True)
+    hub_dirs = {prec: os.path.join(tmp, f"locked_vit_{prec}") for prec in precisions}
+    for prec in precisions if "lu" in modes else ():
+      print(f"[bench_tiny] exporting the random ViT as a TF-Hub feature vector ({prec})",
+            file=sys.stderr)
+      subprocess.run(me + ["--child=export", f"--hub_dir={hub_dirs[prec]}",
+                           f"--precision={prec}"] + _shape_flags_for_child(a), check=True)
     ours, theirs = [], []
     for r in range(a.repeats):
       for mode in modes:
-        for jit in jit_variants:
-          ours += _run_json(
-              me + [f"--child={mode}", f"--repeat_index={r}", f"--hub_dir={hub_dir}",
-                    f"--jit_compile={jit}"] + _shape_flags_for_child(a),
-              f"repeat {r}: lit_keras {mode} jit_compile={jit}")
-        if peer and mode in ("lu", "uu"):
-          cmd = [a.peer_python, os.path.join(peer, "bench.py"), "--modes", mode, "--_child",
-                 "--_repeat", str(r)] + _peer_flags(a)
-          theirs += _run_json(cmd, f"repeat {r}: open_clip {mode}")
-    memory = []
-    for mode in ("pre", "lu"):
+        for prec in precisions:
+          for jit in jit_variants:
+            ours += _run_json(
+                me + [f"--child={mode}", f"--repeat_index={r}", f"--hub_dir={hub_dirs[prec]}",
+                      f"--jit_compile={jit}", f"--precision={prec}"] + _shape_flags_for_child(a),
+                f"repeat {r}: lit_keras {mode} {prec} jit_compile={jit}")
+          if peer and mode in ("lu", "uu"):
+            cmd = [a.peer_python, os.path.join(peer, "bench.py"), "--modes", mode, "--_child",
+                   "--_repeat", str(r), "--precision", PEER_PRECISION[prec]] + _peer_flags(a)
+            theirs += _run_json(cmd, f"repeat {r}: open_clip {mode} {prec}")
+    memory = []  # fp32 only
+    for mode in ("pre", "lu") if "fp32" in precisions else ():
       for jit in jit_variants:
         if mode in modes:
-          memory += _run_json(me + [f"--child=memory:{mode}", f"--hub_dir={hub_dir}",
+          memory += _run_json(me + [f"--child=memory:{mode}", f"--hub_dir={hub_dirs['fp32']}",
                                     f"--jit_compile={jit}"] + _shape_flags_for_child(a),
                               f"memory profile: lit_keras {mode} jit_compile={jit}")
-  for name, rows in (("ours", ours), ("peer", theirs), ("matmul", matmul),
-                     ("memory", memory)):
+  files = [("matmul", matmul), ("memory", memory)]
+  for prec in precisions:  # ours.jsonl / peer.jsonl for fp32, ours_bf16.jsonl / peer_bf16.jsonl
+    suffix = "" if prec == "fp32" else f"_{prec}"
+    files += [(f"ours{suffix}", [x for x in ours if precision_of(x) == prec]),
+              (f"peer{suffix}", [x for x in theirs if precision_of(x) == prec])]
+  for name, rows in files:
     with open(os.path.join(a.out, f"{name}.jsonl"), "w") as f:
       f.writelines(json.dumps(x) + "\n" for x in rows)
-  if peer:
-    print("\n== the peer's summarize.py over both ==")
+  for prec in precisions if peer else ():
+    suffix = "" if prec == "fp32" else f"_{prec}"
+    print(f"\n== the peer's summarize.py over both ({prec}) ==")
     sys.stdout.flush()
     subprocess.run([sys.executable, os.path.join(peer, "summarize.py"),
-                    os.path.join(a.out, "ours.jsonl"), os.path.join(a.out, "peer.jsonl")],
-                   check=False)
+                    os.path.join(a.out, f"ours{suffix}.jsonl"),
+                    os.path.join(a.out, f"peer{suffix}.jsonl")], check=False)
   table = summarize(ours, theirs, matmul, flops, a.batch)
   table += "\n\nRSS above import by stage (MB, cumulative; `memory.jsonl`):\n" + "\n".join(
       f"- {m['impl']} {m['mode']}: " + "; ".join(f"{k}: {v:.0f}"
