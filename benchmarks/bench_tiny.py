@@ -21,9 +21,13 @@ loss over the global batch):
 The driver (no --child) counts FLOPs (analytic and TF's graph profiler), measures the fp32
 matmul peak of TF and torch (the peer's matmul_peak.py), then for every repeat runs ours lu (XLA
 and graph mode), peer lu, ours uu (both), peer uu, ours pre (both) in fresh processes, then an
-RSS-by-stage profile of our pre and lu. It writes ours.jsonl / peer.jsonl / matmul.jsonl /
-memory.jsonl / flops.json / summary.md into --out and prints the peer's summarize.py over both
-JSONL files and our table with FLOPs, fractions of peak and our throughput and memory targets. Each JSON line
+RSS-by-stage profile of our pre and lu. `--precisions fp32,bf16` runs every one of them in both
+precisions, side by side: ours under the mixed_bfloat16 policy (bf16 compute, fp32 weights, loss
+and optimizer; the locked ViT exported under the same policy), the peer with its own
+`--precision amp_bf16` (torch autocast); the summary compares each bf16 loss curve with fp32's.
+It writes ours.jsonl / peer.jsonl (fp32), ours_bf16.jsonl / peer_bf16.jsonl, matmul.jsonl,
+memory.jsonl, flops.json and summary.md into --out, and prints the peer's summarize.py over both
+implementations and our table: FLOPs, fractions of the matmul peak, the targets. Each JSON line
 has the peer's keys (impl, mode, train_pairs_per_s, ...).
 """
 import argparse
