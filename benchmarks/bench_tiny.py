@@ -379,8 +379,10 @@ def graph_flops(a):
     batch = batches[0]
     model(batch)
     optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
-    step = step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"))
-    out[f"{mode}_train_per_pair"] = count(step, batch)
+    step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"))  # compiles the model
+    # The replica step itself: the train step's outer function only calls it (strategy.run),
+    # and the profiler does not look inside function calls.
+    out[f"{mode}_train_per_pair"] = count(tf.function(model.train_step_values), batch)
     if mode == "uu":
       out["image_fwd_per_pair"] = count(
           tf.function(lambda x, m=model: m.image_tower(x, training=False)), batch["image"])
@@ -430,11 +432,19 @@ def memory_profile(a, mode):
   mark("+ forward+backward function (traced, compiled, run once)")
   optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
   step = step_lib.make_train_step(model, optimizer, loss_fn, jit_compile=jit)
-  for i in range(a.warmup + a.steps):
+  for i in range(a.warmup + a.steps - 1):
     step(batches[i % len(batches)])["loss"].numpy()
+  # TensorFlow's host allocator (a pooling one, lit_keras's default): what it holds between
+  # steps (weights, optimizer slots, batches) and the most it holds within one step.
+  info = lambda: tf.config.experimental.get_memory_info("CPU:0")
+  tf.config.experimental.reset_memory_stats("CPU:0")
+  between = info()["current"]
+  step(batches[0])["loss"].numpy()
   mark("+ the train step with AdamW (warm-up + timed steps)")
   return {"impl": "lit_keras" if jit else "lit_keras-nojit", "mode": mode,
-          "memory_stages_mb": stages, "peak_rss_minus_import_mb": rss.peak_rss_mb() - start}
+          "memory_stages_mb": stages, "peak_rss_minus_import_mb": rss.peak_rss_mb() - start,
+          "allocator_between_steps_mb": round(between / 2**20, 1),
+          "allocator_step_peak_above_between_mb": round((info()["peak"] - between) / 2**20, 1)}
 
 
 # ------------------------------------------------------------------------------------------
