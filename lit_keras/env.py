@@ -6,7 +6,8 @@ stop training. `TF_USE_LEGACY_KERAS=1` must be set before TensorFlow is first im
 package `__init__` does), so programs only need to import `lit_keras` before TensorFlow.
 
 It also turns on TensorFlow's pooling (BFC) allocator for host memory. TensorFlow's default CPU
-allocator is `malloc`, and glibc serves large blocks with `mmap` and hands them back to the
+allocator is `malloc` (unless oneDNN is on, the default on CPUs with AVX-512, which brings a
+pooling allocator of its own), and glibc serves large blocks with `mmap` and hands them back to the
 kernel when they are freed, so a step's large activations arrive as fresh pages every time: on a
 2-core machine the locked EfficientNet-Lite0 forward ran at half the speed
 (`docs/benchmarks.md`, "Host memory"). The pool keeps freed blocks for the next step. Set

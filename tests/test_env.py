@@ -25,8 +25,11 @@ print("pool", held, info("CPU:0")["current"] - before)
 
 
 def _run(**env):
+  # oneDNN (on by default on CPUs with AVX-512) brings a pooling allocator of its own, whatever
+  # TF_CPU_ALLOCATOR_USE_BFC says: turned off here, the host allocator is the one lit_keras picks.
   base = {k: v for k, v in os.environ.items()
           if k not in ("TF_CPU_ALLOCATOR_USE_BFC", "TF_USE_LEGACY_KERAS")}
+  base["TF_ENABLE_ONEDNN_OPTS"] = "0"
   out = subprocess.run([sys.executable, "-c", CHILD], env=dict(base, **env), capture_output=True,
                        text=True, timeout=300, check=True)
   kind, rest = out.stdout.strip().splitlines()[-1].split(" ", 1)
