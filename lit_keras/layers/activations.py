@@ -6,7 +6,8 @@ every feed-forward layer. In a BERT text tower those are the largest activations
 ([batch, length, inner_dim]); at the bench-tiny shape they are most of a training step's
 transient memory. `gelu` computes the same forward (bit-identical: it is `tf.nn.gelu`), keeps
 only x and recomputes the derivative Φ(x) + x·φ(x) from it in the backward pass: one tensor
-kept per call instead of three (at the bench-tiny shape, 47 MB less peak memory per step).
+kept per call instead of three (at the bench-tiny shape, ≈ 35 MB less peak RSS in training:
+`docs/benchmarks.md`).
 """
 import tensorflow as tf
 import tf_keras
