@@ -31,7 +31,7 @@ def main():
   p.add_argument("--steps", type=int, default=20)
   p.add_argument("--out", default=None)
   a = p.parse_args()
-  commits = a.commits.split(",")
+  commits, modes = a.commits.split(","), a.modes.split(",")
   rows = []
   with tempfile.TemporaryDirectory() as tmp:
     trees = {}
@@ -48,10 +48,10 @@ def main():
                                *flags], env=env, stdout=subprocess.PIPE, text=True, check=True,
                               cwd=trees[c]).stdout
 
-      if "lu" in a.modes.split(","):
+      if "lu" in modes:
         child(commits[0], "--child=export", f"--hub_dir={hub_dir}")
       for r in range(a.repeats):
-        for mode in a.modes.split(","):
+        for mode in modes:
           for c in commits:
             out = child(c, f"--child={mode}", f"--hub_dir={hub_dir}", f"--repeat_index={r}",
                         f"--jit_compile={a.jit_compile}", f"--steps={a.steps}")
@@ -69,7 +69,7 @@ def main():
       f.writelines(json.dumps(x) + "\n" for x in rows)
   print("| mode | commit | runs | train pairs/s median (range) | peak RSS − import MB median "
         "(range) | last loss |\n|---|---|---|---|---|---|")
-  for mode in a.modes.split(","):
+  for mode in modes:
     for c in commits:
       rs = [x for x in rows if x["mode"] == mode and x["commit"] == c]
       tp = [x["train_pairs_per_s"] for x in rs]

@@ -154,6 +154,13 @@ def _vit_kwargs(a):
               "num_layers": a.vision_layers, "num_heads": a.vision_heads, "mlp_dim": a.vision_mlp}
 
 
+def _apply_precision(a):
+  """--precision=bf16: the trainer's `mixed_precision=True` (bf16 compute, fp32 weights)."""
+  import tf_keras  # pylint: disable=g-import-not-at-top
+  if a.precision == "bf16":
+    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+
 def export_locked_vit(a, export_dir):
   """A random-init tfm ViT of the bench shape as a TF-Hub image feature vector ([-1, 1] input).
 
@@ -168,8 +175,7 @@ def export_locked_vit(a, export_dir):
   from lit_keras import towers  # pylint: disable=g-import-not-at-top
   from lit_keras.export import tfhub_format  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(a.seed)
-  if a.precision == "bf16":
-    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  _apply_precision(a)
   vit = towers.ViTImageTower(value_range=(-1.0, 1.0), **_vit_kwargs(a))
   images = tf_keras.Input([a.image_size, a.image_size, 3])
   features = tf.reshape(vit.backbone(images)["pre_logits"], [-1, a.vision_width])
@@ -196,8 +202,7 @@ def build_step(a, mode, jit):
   tf.config.threading.set_intra_op_parallelism_threads(a.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
   tf.keras.utils.set_random_seed(a.seed)
-  if a.precision == "bf16":  # as the trainer's mixed_precision=True: bf16 compute, fp32 weights
-    tf_keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  _apply_precision(a)
   model, batches = build(a, mode)
   model(batches[0])
   optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
