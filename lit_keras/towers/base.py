@@ -31,7 +31,7 @@ def hub_layer(handle, **kwargs):
 
   Given a string, `hub.KerasLayer` first tries `import keras` to ask Keras for load options;
   on this stack that import is Keras 3, which the layer cannot use (it ends up with no
-  options): ~120 MB of host memory and ~1.5 s for nothing. Loaded here, the layer is the same,
+  options): ~100 MB of host memory and ~1.5 s for nothing. Loaded here, the layer is the same,
   with the same variables; `handle` is still any TF-Hub/Kaggle handle or local path.
   """
   return hub.KerasLayer(hub.load(handle), **kwargs)

@@ -31,7 +31,7 @@ def test_hub_towers_do_not_import_keras_3(image_module, bert_pair):
   out = subprocess.run([sys.executable, "-c", CHILD, image_module, *bert_pair], env=env,
                        capture_output=True, text=True, timeout=300, check=True)
   got = json.loads(out.stdout.strip().splitlines()[-1])
-  # hub.KerasLayer(<path>) would `import keras` (Keras 3): ~120 MB and ~1.5 s, never used.
+  # hub.KerasLayer(<path>) would `import keras` (Keras 3): ~100 MB and ~1.5 s, never used.
   assert got["keras_3_imported"] is False
 
   # The tower's module is the SavedModel itself: its trainable variables, its forward pass.
