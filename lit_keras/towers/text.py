@@ -8,6 +8,7 @@ from official.nlp.modeling import networks
 from lit_keras import serialization
 from lit_keras.data import preprocess
 from lit_keras.layers import activations
+from lit_keras.layers import attention
 from lit_keras.towers import base
 from lit_keras.towers import recompute as recompute_lib
 
@@ -160,6 +161,8 @@ class BertTextTower(TextTower):
     if self.pooling != "pooled":
       # The tanh pooler is not part of the output: keep its weights out of the optimizer.
       self.encoder.pooler_layer.trainable = False
+    # Same values, faster on short sequences (`lit_keras.layers.attention`).
+    attention.use_batch_matmul_attention(self.encoder.transformer_layers)
     self.recompute = bool(recompute)
     if self.recompute:
       recompute_lib.recompute_blocks(self.encoder.transformer_layers, self.dropout_rate, self.name)
