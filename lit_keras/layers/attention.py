@@ -7,6 +7,8 @@ transposes and reductions their gradients add — run them far below the matmul 
 rest of the step. `use_batch_matmul_attention` switches built attention layers to the same
 computation written as `tf.matmul` over `[batch, heads, length, dim]`: the same products in the
 same order, so the outputs and the gradients are bit-identical (`tests/layers/test_attention.py`).
+The ViT's attention keeps its einsums: at 65 tokens the batched matmuls and their transposes
+cost more than they save inside a training step (`docs/benchmarks.md`).
 """
 import math
 
