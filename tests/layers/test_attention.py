@@ -58,6 +58,15 @@ def test_text_tower_attention_is_the_einsum_attention_bit_for_bit(vocab_file):
   assert any(np.abs(g).max() > 0 for g in fast_grads)
 
 
+def test_longer_sequences_keep_the_einsums(vocab_file):
+  tower = tiny_models.scratch_text_tower(vocab_file, seq_length=attention.MAX_LENGTH + 1)
+  tokens = tower.tokenize(tf.constant(TEXTS))
+  ops = _op_types(tf.function(lambda t: tower.encode(t, training=False)), tokens)
+  assert "BatchMatMulV2" not in ops
+  # 1 block: query, key, value and output projections, 2 feed-forward layers, 2 attention products
+  assert ops.count("Einsum") == 8
+
+
 def test_switch_leaves_other_attention_classes_and_config_alone(vocab_file):
   tower = tiny_models.scratch_text_tower(vocab_file, num_layers=2)
   config = tower.get_config()
