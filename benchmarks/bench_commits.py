@@ -62,7 +62,8 @@ def main():
         for mode in modes:
           for c in commits:
             if a.profile:
-              out_json = os.path.join(tmp, f"profile_{r}_{mode}_{c}.json")  # appended to
+              # profile_step.py appends to --out: a file of its own for each run.
+              out_json = os.path.join(tmp, f"profile_{r}_{mode}_{c}.json")
               child(c, "profile_step.py", f"--mode={mode}", f"--hub_dir={hub_dir}",
                     f"--steps={a.steps}", f"--out={out_json}")
               with open(out_json) as f:

@@ -23,9 +23,9 @@ class _BatchMatmulAttention(tf_keras.layers.MultiHeadAttention):
   """`MultiHeadAttention` with the score and context products as `tf.matmul`."""
 
   def _compute_attention(self, query, key, value, attention_mask=None, training=None):
-    lengths = (query.shape[1], key.shape[1]) if query.shape.rank == 4 else (None,)
-    if (tuple(self._attention_axes) != (1,) or query.shape.rank != 4
-        or any(n is None or n > MAX_LENGTH for n in lengths)):
+    short = lambda n: n is not None and n <= MAX_LENGTH
+    if (query.shape.rank != 4 or tuple(self._attention_axes) != (1,)
+        or not (short(query.shape[1]) and short(key.shape[1]))):
       return super()._compute_attention(query, key, value, attention_mask, training)
     # The same scaling as the einsum path (on the query), then [B, N, T, H] · [B, N, S, H]ᵀ.
     query = tf.multiply(query, 1.0 / math.sqrt(float(self._key_dim)))
