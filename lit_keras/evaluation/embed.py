@@ -8,11 +8,24 @@ from lit_keras.data import pipeline
 from lit_keras.evaluation.sharded import sharded_map
 
 
+def _thumbnail(data, size):
+  """Encoded image bytes → a uint8 [size, size, 3] thumbnail (the evaluation view, shrunk)."""
+  image = pipeline.eval_image(data, size)
+  return tf.cast(tf.round(tf.clip_by_value(image, 0, 1) * 255), tf.uint8)
+
+
 def _metadata(file_pattern, embedding_dim, thumbnail_size, progress):
   """Captions, labels and ids of every usable example (and thumbnails), on the host; no model."""
   out = {"texts": [], "owner": [], "labels": [], "ids": [], "thumbs": []}
-  batches = pipeline.eval_examples(file_pattern, embedding_dim=embedding_dim).padded_batch(
-      256, padding_values={"image": tf.constant(0.0 if embedding_dim else b""),
+  examples = pipeline.eval_examples(file_pattern, embedding_dim=embedding_dim)
+  keep_thumbs = bool(thumbnail_size and not embedding_dim)
+  if keep_thumbs:  # decoded and shrunk in the input pipeline, in parallel
+    examples = examples.map(lambda ex: dict(ex, image=_thumbnail(ex["image"], thumbnail_size)),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    examples = examples.map(lambda ex: {k: v for k, v in ex.items() if k != "image"})
+  batches = examples.padded_batch(
+      256, padding_values={**({"image": tf.constant(0, tf.uint8)} if keep_thumbs else {}),
                            "texts": b"", "num_texts": 0, "label": tf.constant(-1, tf.int64),
                            "id": b""})
   n = 0
@@ -22,11 +35,8 @@ def _metadata(file_pattern, embedding_dim, thumbnail_size, progress):
       out["owner"] += [n + i] * int(k)
     out["labels"].append(b["label"].numpy())
     out["ids"] += [x.decode() for x in b["id"].numpy()]
-    if thumbnail_size and not embedding_dim:
-      thumbs = tf.map_fn(lambda d: pipeline.eval_image(d, thumbnail_size), b["image"],
-                         fn_output_signature=tf.TensorSpec([thumbnail_size] * 2 + [3]))
-      out["thumbs"].append(tf.cast(tf.round(tf.clip_by_value(thumbs, 0, 1) * 255),
-                                   tf.uint8).numpy())
+    if keep_thumbs:
+      out["thumbs"].append(b["image"].numpy())
     n += len(b["label"])
   out["labels"] = np.concatenate(out["labels"]) if out["labels"] else np.zeros([0], np.int64)
   out["thumbs"] = np.concatenate(out["thumbs"]) if out["thumbs"] else np.zeros([0])

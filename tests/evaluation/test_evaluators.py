@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from lit_keras.data import pipeline
 from lit_keras.data import schema
+from lit_keras.evaluation import embed
 from lit_keras.evaluation import evaluators
 
 CLASSES = ["red", "green", "blue"]
@@ -107,6 +108,17 @@ def test_one_pass_per_set_and_metrics_against_brute_force(color_set, tmp_path):
   html = results["ret"]["files"]["gallery_html"]
   assert open(png, "rb").read(4) == b"\x89PNG" and os.path.dirname(png) == str(tmp_path)
   assert "a red square" in open(html, encoding="utf-8").read()
+
+
+def test_gallery_thumbnails_are_each_images_own_colour_in_file_order(color_set):
+  path, truth = color_set
+  out = embed.embed_eval_set(ColorModel(), path, image_size=6, thumbnail_size=5, batch_size=5)
+  assert out["thumbs"].dtype == np.uint8 and out["thumbs"].shape == (12, 5, 5, 3)
+  # A one-colour PNG stays that colour when shrunk: each thumbnail is its own image's RGB.
+  want = np.stack([np.full((5, 5, 3), rgb, np.uint8) for rgb, _, _ in truth])
+  np.testing.assert_array_equal(out["thumbs"], want)
+  assert out["ids"] == [f"im{i}" for i in range(12)]
+  assert out["texts"] == [t for _, texts, _ in truth for t in texts]
 
 
 def test_labels_outside_the_class_list_are_refused(color_set):
