@@ -14,7 +14,7 @@ import csv
 import hashlib
 import io
 import json
-import multiprocessing
+from multiprocessing import pool as mp_pool
 import os
 import re
 import sys
@@ -207,7 +207,7 @@ def write_shard(path, encoded, num_rows):
 
 
 def _write_shard(job):
-  """Writes one shard (or finds it done); returns its report. Runs in a worker process."""
+  """Writes one shard (or finds it done); returns its report. Runs in a worker thread."""
   path, rows = job
   done = finished_shard(path)
   if done is not None:
@@ -251,14 +251,13 @@ def convert(rows, output_dir, prefix, num_shards, workers=None, pre_rejected=(),
   jobs = [(shard_path(output_dir, prefix, i, num_shards), shards.get(i, []))
           for i in range(num_shards)]
   workers = workers or min(len(jobs), os.cpu_count() or 1)
-  main = sys.modules.get("__main__")
-  if workers > 1 and not getattr(main, "__file__", None):
-    workers = 1  # spawned workers re-import __main__, impossible from stdin or a REPL
   with tqdm(total=len(unique), unit="img", desc=f"{prefix}: converting", disable=quiet,
             file=sys.stderr) as bar:
     if workers > 1:
-      ctx = multiprocessing.get_context("spawn")  # TF is not fork-safe
-      with ctx.Pool(workers) as pool:
+      # Threads, not processes: the work is file reads and Pillow's decoding and encoding, which
+      # release the GIL; a process pool would start (and import TensorFlow) for seconds first,
+      # and re-import the caller's __main__.
+      with mp_pool.ThreadPool(workers) as pool:
         results = []
         for rep in pool.imap_unordered(_write_shard, jobs):
           results.append(rep)

@@ -59,7 +59,7 @@ def main(argv=None):
   p.add_argument("--num_shards", type=int, default=8, help="How many shards to write; at "
                  "least one per training host's input pipeline, e.g. --num_shards 64 "
                  "(default: %(default)s).")
-  p.add_argument("--workers", type=int, default=None, help="Processes that read and "
+  p.add_argument("--workers", type=int, default=None, help="Threads that read and "
                  "re-encode images, e.g. --workers 4 (default: one per CPU, at most one per shard).")
   p.add_argument("--beam", action="store_true", help="Run the conversion as an Apache Beam "
                  "pipeline (a manifest glob; Beam options such as --runner follow), e.g. --beam "
