@@ -62,12 +62,16 @@ def restore_model(config, workdir, precomputed=False, strategy=None):
     model = task.build_model(precomputed=precomputed)
     optimizer, image_optimizer = task.build_optimizers()
   # Build every variable first, so that the restore happens now (not deferred to a later call,
-  # when the checkpoint files may be gone). Through `strategy.run`: a hub module loaded under a
-  # strategy cannot be called in cross-replica context.
+  # when the checkpoint files may be gone). On one device by an eager call (nothing to trace);
+  # under a strategy through `strategy.run`: a hub module loaded under a strategy cannot be
+  # called in cross-replica context.
   size = config.image.image_size
   shape = [1, config.precompute.dim] if precomputed else [1, size, size, 3]
-  strategy.run(tf.function(
-      lambda: model({"image": tf.zeros(shape), "text": tf.constant([""])})["zimg"]))
+  build = lambda: model({"image": tf.zeros(shape), "text": tf.constant([""])})["zimg"]
+  if strategy is tf.distribute.get_strategy():
+    build()
+  else:
+    strategy.run(tf.function(build))
   ckpt = checkpoint(model, optimizer, image_optimizer)
   path = tf.train.latest_checkpoint(os.path.join(workdir, "checkpoints"))
   if path is None:

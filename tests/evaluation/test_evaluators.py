@@ -121,6 +121,24 @@ def test_gallery_thumbnails_are_each_images_own_colour_in_file_order(color_set):
   assert out["texts"] == [t for _, texts, _ in truth for t in texts]
 
 
+def test_captions_are_embedded_in_batches_of_at_least_256(color_set):
+  path, truth = color_set
+  seen = []
+
+  class Recording(ColorModel):
+    def encode_text(self, texts, training=False):
+      seen.append(int(texts.shape[0]))
+      return super().encode_text(texts, training)
+
+  default = embed.embed_eval_set(Recording(), path, image_size=6, batch_size=5)
+  assert seen == [256]  # 24 captions, padded to one batch of 256 (images: batches of 5)
+  seen.clear()
+  small = embed.embed_eval_set(Recording(), path, image_size=6, batch_size=5, text_batch_size=10)
+  assert seen == [10, 10, 10]
+  np.testing.assert_array_equal(small["text_emb"], default["text_emb"])
+  assert len(default["text_emb"]) == 24
+
+
 def test_labels_outside_the_class_list_are_refused(color_set):
   path, _ = color_set
   evals = evaluators.build({"zs": {"type": "zero_shot", "data": path,
