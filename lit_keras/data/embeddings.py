@@ -25,6 +25,10 @@ from lit_keras.data import tfds_source
 
 META = "meta.json"
 FILES = "files"  # the index of finished shards by (tower + preprocessing, input file)
+# Input files embedded in one pass of the tower (one input pipeline, no restart between files:
+# the demo's two emoji sets, 4 files each, pre-compute in about 3/4 of the time they took file by
+# file, bit-identical); a kill loses at most one pass.
+FILES_PER_PASS = 8
 
 
 def _module_stamp(handle):
@@ -103,13 +107,30 @@ def pattern(out_dir):
   return os.path.join(out_dir, "emb-*.tfrecord")
 
 
-def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=True):
+def _passes(files, compute):
+  """The files to compute, in runs of consecutive ones of at most FILES_PER_PASS (a TFDS source
+  alone)."""
+  runs = []
+  for i, f in enumerate(files):
+    if not compute[i]:
+      continue
+    alone = tfds_source.is_tfds(f)
+    if (runs and runs[-1][-1] == i - 1 and len(runs[-1]) < FILES_PER_PASS and not alone
+        and not tfds_source.is_tfds(files[runs[-1][-1]])):
+      runs[-1].append(i)
+    else:
+      runs.append([i])
+  return runs
+
+
+def precompute(embed_files, source, file_pattern, cache_dir, log=print, writer=True):
   """Writes the embeddings of the images in `file_pattern`; returns (out_dir, dim, count).
 
   Args:
-    embed_file: a TFRecord file → its images' features, float [n, D], in the order of
-      `pipeline.eval_examples` (the locked tower over central crops; on many hosts, every host
-      calls it and the work is shared, e.g. by `lit_keras.evaluation.sharded_map`).
+    embed_files: a list of TFRecord files → their images' features, one float [n, D] per file,
+      in the order of `pipeline.eval_examples`, computed in one pass (the locked tower over
+      central crops; on many hosts, every host calls it and the work is shared, e.g. by
+      `lit_keras.evaluation.sharded_map`). Called with up to FILES_PER_PASS files at a time.
     source: what identifies the tower and its preprocessing (`image_source`).
     file_pattern: image–text TFRecords.
     cache_dir: the cache root.
@@ -132,6 +153,9 @@ def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=Tr
           for i in range(len(files))]
   reuse = [_reusable(index, source, f) if todo[i] else None for i, f in enumerate(files)]
   dim, count, t0 = None, 0, time.time()
+  compute = [t and not r for t, r in zip(todo, reuse)]
+  first_of_pass = {run[0]: run for run in _passes(files, compute)}
+  computed = {}
   for i, f in enumerate(files):
     out = _shard(out_dir, i, len(files))
     if not todo[i] or reuse[i]:
@@ -145,7 +169,10 @@ def precompute(embed_file, source, file_pattern, cache_dir, log=print, writer=Tr
             f"{os.path.basename(f)} copied from {reuse[i]}")
       dim, count = d["dim"], count + d["count"]
       continue
-    vecs = np.asarray(embed_file(f))
+    if i in first_of_pass:
+      run = first_of_pass[i]
+      computed = dict(zip(run, embed_files([files[j] for j in run])))
+    vecs = np.asarray(computed.pop(i))
     if len(vecs):
       dim = int(vecs.shape[1])
     if writer:

@@ -14,6 +14,7 @@ import os
 
 from absl import logging
 import ml_collections
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -106,16 +107,16 @@ class LiTTask:
       return self
     c = self.config = c.copy_and_resolve_references()
     strategy = strategy or tf.distribute.get_strategy()
-    embed_file, source = None, self.image_source()
+    embed_files, source = None, self.image_source()
     cache_dir = cache.root(c.get("cache_dir"))
 
     def run(file_pattern):
-      nonlocal embed_file
+      nonlocal embed_files
       _, meta = embeddings.cached(source, file_pattern, cache_dir)
-      if meta is None and embed_file is None:
-        embed_file = image_file_embedder(source, strategy,
+      if meta is None and embed_files is None:
+        embed_files = image_file_embedder(source, strategy,
                                          jit_compile=c.get("jit_compile", False))
-      out_dir, dim, _ = embeddings.precompute(embed_file, source, file_pattern, cache_dir,
+      out_dir, dim, _ = embeddings.precompute(embed_files, source, file_pattern, cache_dir,
                                               log=log, writer=strategy.extended.should_checkpoint)
       return embeddings.pattern(out_dir), dim
 
@@ -275,8 +276,9 @@ class LiTTask:
 
 
 def image_file_embedder(source, strategy=None, batch_size=64, jit_compile=None):
-  """`file → float [n, D]`: the locked image tower of `source` (`embeddings.image_source`) over
-  a file's images (central crops), the replicas of `strategy` sharing them (`sharded_map`)."""
+  """`files → [float [n_i, D] per file]`: the locked image tower of `source`
+  (`embeddings.image_source`) over the files' images (central crops), in one pass over all of
+  them, the replicas of `strategy` sharing them (`sharded_map`)."""
   strategy = strategy or tf.distribute.get_strategy()
   with strategy.scope():
     tower = towers.HubImageTower(source["handle"], state=towers.LOCKED,
@@ -285,15 +287,20 @@ def image_file_embedder(source, strategy=None, batch_size=64, jit_compile=None):
                                  output_key=source.get("output_key"))
   size, crop = source["image_size"], source.get("crop_fraction", 1.0)
 
-  def embed_file(file):
-    count = int(pipeline.eval_examples(file).reduce(0, lambda n, _: n + 1))
-    return evaluation.sharded_map(
+  def embed_files(files):
+    files = list(files)
+    stream = files[0] if len(files) == 1 else files  # a TFDS source comes alone
+    counts = [int(pipeline.eval_examples(f).reduce(0, lambda n, _: n + 1)) for f in files]
+    vecs = evaluation.sharded_map(
         lambda x: tower(x, training=False),
-        lambda: pipeline.eval_examples(file).map(lambda ex: ex["image"]), count, batch_size,
-        prepare=lambda data: pipeline.eval_image(data, size, crop), strategy=strategy,
-        jit_compile=jit_compile)
+        lambda: pipeline.eval_examples(stream).map(lambda ex: ex["image"]), sum(counts),
+        batch_size, prepare=lambda data: pipeline.eval_image(data, size, crop),
+        strategy=strategy, jit_compile=jit_compile)
+    if not sum(counts):
+      return [np.zeros([0]) for _ in files]
+    return np.split(np.asarray(vecs), np.cumsum(counts)[:-1])
 
-  return embed_file
+  return embed_files
 
 
 def _check_path(value, field, needed):

@@ -36,8 +36,8 @@ def main(argv=None):
                                    [float(v) for v in a.value_range.split(",")], a.output_key,
                                    a.crop_fraction)
   strategy = strategy_lib.create_strategy(a.strategy, a.tpu, a.cpu_devices)
-  embed_file = task_lib.image_file_embedder(source, strategy, a.batch_size)
-  out, _, _ = embeddings.precompute(embed_file, source, a.data, cache.root(a.cache_dir),
+  embed_files = task_lib.image_file_embedder(source, strategy, a.batch_size)
+  out, _, _ = embeddings.precompute(embed_files, source, a.data, cache.root(a.cache_dir),
                                     writer=strategy.extended.should_checkpoint)
   print(out)
   return 0

@@ -96,13 +96,13 @@ def test_a_set_sharing_files_with_a_computed_set_copies_their_shards(tmp_path, i
   embedder = task_lib.image_file_embedder(source, batch_size=4)
   calls = []
 
-  def embed(f):
-    calls.append(os.path.basename(f))
-    return embedder(f)
+  def embed(fs):
+    calls.append([os.path.basename(f) for f in fs])
+    return embedder(fs)
 
   cache_dir = str(tmp_path / "cache")
   both_dir, dim, count = embeddings.precompute(embed, source, files, cache_dir)
-  assert calls == ["set-0.tfrecord", "set-1.tfrecord"] and count == 16
+  assert calls == [["set-0.tfrecord", "set-1.tfrecord"]] and count == 16  # one pass
   # A cache written before the index existed joins it when it is next used.
   shutil.rmtree(os.path.join(cache_dir, "embeddings", embeddings.FILES))
   assert embeddings.precompute(lambda f: 1 / 0, source, files, cache_dir)[0] == both_dir
@@ -124,10 +124,44 @@ def test_a_set_sharing_files_with_a_computed_set_copies_their_shards(tmp_path, i
       w.write(schema.image_example(_png(rng), [f"new {i}"], f"2/{i}", 0))
   calls.clear()
   _, _, count3 = embeddings.precompute(embed, source, files, cache_dir)
-  assert calls == ["set-2.tfrecord"] and count3 == 19
+  assert calls == [["set-2.tfrecord"]] and count3 == 19
   # A file rewritten (another size) is not taken from the index.
   with tf.io.TFRecordWriter(second) as w:
     w.write(schema.image_example(_png(rng), ["rewritten"], "1/0", 0))
   calls.clear()
   _, _, count4 = embeddings.precompute(embed, source, second, cache_dir)
-  assert calls == ["set-1.tfrecord"] and count4 == 1
+  assert calls == [["set-1.tfrecord"]] and count4 == 1
+
+
+def test_files_are_embedded_in_passes_and_each_vector_lands_in_its_own_shard(tmp_path,
+                                                                              monkeypatch):
+  """Consecutive files to compute share one pass (at most FILES_PER_PASS of them); a file
+  already computed for another set is copied and splits the passes; every example's vector is
+  written beside its own id."""
+  rng = np.random.default_rng(2)
+  sizes = [3, 1, 4, 2, 5]
+  for f, n in enumerate(sizes):
+    with tf.io.TFRecordWriter(str(tmp_path / f"s-{f}.tfrecord")) as w:
+      for i in range(n):
+        w.write(schema.image_example(_png(rng), [f"c {f} {i}"], f"{f}/{i}", 0))
+  source = embeddings.image_source("no/such/module", 16)
+  calls = []
+
+  def embed(fs):  # each example's vector names it: [file, position, 1]
+    calls.append([os.path.basename(f) for f in fs])
+    return [np.array([[int(f[-10]), i, 1.0] for i in range(n)], np.float32)
+            for f, n in zip(fs, (sizes[int(f[-10])] for f in fs))]
+
+  monkeypatch.setattr(embeddings, "FILES_PER_PASS", 2)
+  cache_dir = str(tmp_path / "cache")
+  embeddings.precompute(embed, source, str(tmp_path / "s-2.tfrecord"), cache_dir)
+  calls.clear()
+  out_dir, dim, count = embeddings.precompute(embed, source, str(tmp_path / "s-*.tfrecord"),
+                                              cache_dir)
+  # s-2 is copied from the first call; the rest in passes of at most two consecutive files.
+  assert calls == [["s-0.tfrecord", "s-1.tfrecord"], ["s-3.tfrecord", "s-4.tfrecord"]]
+  assert (dim, count) == (3, sum(sizes))
+  ids, _, vecs = _read(out_dir, dim)
+  assert ids == [f"{f}/{i}" for f, n in enumerate(sizes) for i in range(n)]
+  np.testing.assert_array_equal(vecs, [[f, i, 1.0] for f, n in enumerate(sizes)
+                                       for i in range(n)])
