@@ -109,7 +109,7 @@ def export_text_tower(tower, export_dir):
   encoder_dir = os.path.join(export_dir, "encoder")
   tf.saved_model.save(_BertPreprocessor(tower), preprocess_dir)
   inputs = {k: tf_keras.Input([None], dtype=tf.int32, name=k) for k in text_towers.BERT_INPUT_KEYS}
-  outputs = tower.encoder(inputs)
+  outputs = tower.export_encoder()(inputs)
   model = tf_keras.Model(inputs, {"pooled_output": outputs["pooled_output"],
                                   "sequence_output": outputs["sequence_output"]})
   model.save(encoder_dir, include_optimizer=False, save_format="tf")

@@ -49,6 +49,10 @@ class TextTower(base.Tower):
     tokenizer's resources, strings → ragged int32 token ids, start id, end id, seq_length)."""
     raise NotImplementedError
 
+  def export_encoder(self):
+    """The BERT encoder a TF-Hub-format export saves (`lit_keras.export.tfhub_format`)."""
+    return self.encoder
+
   def encode(self, inputs, training=None):
     """Subclasses set `self.encoder` (BERT dict in → dict out) and `self.pooling`."""
     inputs = self._inputs(inputs)
@@ -151,21 +155,44 @@ class BertTextTower(TextTower):
     self.pooling = _check_pooling(pooling)
     self.dropout_rate = float(dropout_rate)
     self.inner_activation = inner_activation
-    self.encoder = networks.BertEncoder(
-        vocab_size=tokenizer.vocab_size, hidden_size=self.hidden_size,
-        num_layers=self.num_layers, num_attention_heads=self.num_heads,
-        inner_dim=self.inner_dim, inner_activation=activations.get(inner_activation),
-        max_sequence_length=tokenizer.seq_length, type_vocab_size=2,
-        output_dropout=self.dropout_rate, attention_dropout=self.dropout_rate,
-        dict_outputs=True)
-    if self.pooling != "pooled":
-      # The tanh pooler is not part of the output: keep its weights out of the optimizer.
-      self.encoder.pooler_layer.trainable = False
-    # Same values, faster at LiT's 16 tokens (`lit_keras.layers.attention`).
-    attention.use_batch_matmul_attention(self.encoder.transformer_layers)
+    # [CLS] pooling reads the first token alone: the last block computes its attention query,
+    # output and feed-forward for that token only (keys and values still from every token). The
+    # same [CLS] output bit for bit, a fifth fewer FLOPs at 4 blocks.
+    self.encoder = self._build_encoder(
+        output_range=1 if self.pooling in ("cls", "pooled") else None)
     self.recompute = bool(recompute)
     if self.recompute:
       recompute_lib.recompute_blocks(self.encoder.transformer_layers, self.dropout_rate, self.name)
+
+  def _build_encoder(self, output_range):
+    encoder = networks.BertEncoder(
+        vocab_size=self.tokenizer.vocab_size, hidden_size=self.hidden_size,
+        num_layers=self.num_layers, num_attention_heads=self.num_heads,
+        inner_dim=self.inner_dim, inner_activation=activations.get(self.inner_activation),
+        max_sequence_length=self.tokenizer.seq_length, type_vocab_size=2,
+        output_dropout=self.dropout_rate, attention_dropout=self.dropout_rate,
+        dict_outputs=True, output_range=output_range)
+    if self.pooling != "pooled":
+      # The tanh pooler is not part of the output: keep its weights out of the optimizer.
+      encoder.pooler_layer.trainable = False
+    # Same values, faster at LiT's 16 tokens (`lit_keras.layers.attention`).
+    attention.use_batch_matmul_attention(encoder.transformer_layers)
+    return encoder
+
+  def export_encoder(self):
+    """The encoder with every token in its `sequence_output` (the TF-Hub BERT interface): under
+    [CLS] pooling a copy of the tower's encoder, holding the same weights."""
+    if self.pooling not in ("cls", "pooled"):
+      return self.encoder
+    full = self._build_encoder(output_range=None)
+    full({k: tf.zeros([1, 2], tf.int32) for k in BERT_INPUT_KEYS})
+    if not self.encoder.built:
+      self.encoder({k: tf.zeros([1, 2], tf.int32) for k in BERT_INPUT_KEYS})
+    for dst, src in zip(full.weights, self.encoder.weights, strict=True):
+      if dst.name != src.name or dst.shape != src.shape:
+        raise AssertionError(f"encoder copy out of order: {dst.name} vs {src.name}")
+      dst.assign(src)
+    return full
 
   def tokenize(self, strings):
     return self.tokenizer(strings)

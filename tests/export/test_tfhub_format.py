@@ -3,6 +3,7 @@ and compute exactly what the towers computed."""
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_hub as hub
 import tf_keras
 
 from lit_keras import towers
@@ -71,6 +72,19 @@ def test_text_tower_round_trip(tmp_path, vocab_file, bert_pair, kind):
                                       seq_length=seq_length)
   trainable(texts)
   assert trainable.trainable_weights
+  if kind != "hub":
+    # The tower's own encoder computes its last block for [CLS] alone; the export keeps the
+    # TF-Hub interface, every token in `sequence_output`: equal to a mean-pooling tower's
+    # encoder (which computes every token) holding the same weights.
+    inputs = tower.tokenize(texts)
+    assert tower.encoder(inputs)["sequence_output"].shape[1] == 1
+    full = towers.BertTextTower(tok, hidden_size=16, num_layers=1, num_heads=2, inner_dim=32,
+                                pooling="mean")
+    full(texts)
+    full.set_weights(tower.get_weights())
+    got = hub.load(enc)(inputs)["sequence_output"].numpy()
+    assert got.shape == (len(TEXTS) + 1, seq_length, 16)
+    np.testing.assert_allclose(got, full.encoder(inputs)["sequence_output"].numpy(), atol=1e-6)
 
 
 def test_rejects_an_image_tower_as_text(image_module, tmp_path):
