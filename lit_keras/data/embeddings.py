@@ -25,9 +25,8 @@ from lit_keras.data import tfds_source
 
 META = "meta.json"
 FILES = "files"  # the index of finished shards by (tower + preprocessing, input file)
-# Input files embedded in one pass of the tower (one input pipeline, no restart between files:
-# the demo's two emoji sets, 4 files each, pre-compute in about 3/4 of the time they took file by
-# file, bit-identical); a kill loses at most one pass.
+# Input files embedded in one pass of the tower (one input pipeline, no restart between files;
+# the same vectors as file by file); a kill loses at most one pass.
 FILES_PER_PASS = 8
 
 

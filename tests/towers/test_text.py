@@ -124,3 +124,38 @@ def test_scratch_bert_pooler_only_trainable_when_used(vocab_file):
   assert len(names["pooled"]) == len(names["cls"]) + 2
   with pytest.raises(ValueError, match="pooling"):
     towers.BertTextTower(tok, pooling="max")
+
+
+@pytest.mark.parametrize("pooling", ["cls", "pooled"])
+def test_scratch_bert_computes_the_last_block_for_cls_alone(vocab_file, pooling):
+  """Under [CLS] pooling the last block runs for the first token only: the tower's output and
+  gradients equal, to float rounding, what the full encoder (every token, a "mean" tower's) gives
+  for [CLS] (the products have fewer rows, so a kernel may round differently)."""
+  tok = towers.WordPieceTokenizer(vocab_file, seq_length=16)
+  shape = dict(hidden_size=32, num_layers=2, num_heads=2, inner_dim=64)
+  tower = towers.BertTextTower(tok, pooling=pooling, **shape)
+  full = towers.BertTextTower(tok, pooling="mean", **shape)
+  tower(SENTENCES), full(SENTENCES)
+  if pooling == "pooled":
+    full.encoder.pooler_layer.trainable = True  # the same weight order as the "pooled" tower
+  full.set_weights([w + 0.01 * np.random.default_rng(i).normal(size=w.shape)
+                    for i, w in enumerate(tower.get_weights())])
+  tower.set_weights(full.get_weights())
+  inputs = tok(tf.constant(SENTENCES))
+  assert tower.encoder(inputs)["sequence_output"].shape[1] == 1
+  assert full.encoder(inputs)["sequence_output"].shape[1] == 16
+  key = "pooled_output" if pooling == "pooled" else "sequence_output"
+  with tf.GradientTape() as t1:
+    got = tower(inputs)
+    loss1 = tf.reduce_sum(got * tf.range(1.0, 33.0))
+  with tf.GradientTape() as t2:
+    out = full.encoder(inputs)[key]
+    want = out if pooling == "pooled" else out[:, 0]
+    loss2 = tf.reduce_sum(want * tf.range(1.0, 33.0))
+  np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-6, atol=1e-6)
+  g1 = t1.gradient(loss1, tower.encoder.trainable_variables)
+  g2 = t2.gradient(loss2, full.encoder.trainable_variables)
+  assert len(g1) == len(g2) > 0
+  for v, a, b in zip(tower.encoder.trainable_variables, g1, g2):
+    np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(),
+                               rtol=1e-5, atol=1e-6, err_msg=v.name)
