@@ -170,7 +170,7 @@ def precompute(embed_files, source, file_pattern, cache_dir, log=print, writer=T
       continue
     if i in first_of_pass:
       run = first_of_pass[i]
-      computed = dict(zip(run, embed_files([files[j] for j in run])))
+      computed = dict(zip(run, embed_files([files[j] for j in run]), strict=True))
     vecs = np.asarray(computed.pop(i))
     if len(vecs):
       dim = int(vecs.shape[1])

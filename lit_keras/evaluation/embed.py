@@ -99,6 +99,7 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
   out["text_emb"] = sharded_map(
       lambda t: model.encode_text(t), lambda: tf.data.Dataset.from_tensor_slices(
           tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string)),
-      len(texts), text_batch_size or max(batch_size, 256), prepare_batch=tower.tokenize if tower is not None else None,
-      strategy=strategy, jit_compile=jit_compile)
+      len(texts), text_batch_size or max(batch_size, 256),
+      prepare_batch=tower.tokenize if tower is not None else None, strategy=strategy,
+      jit_compile=jit_compile)
   return out

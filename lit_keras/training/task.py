@@ -115,7 +115,7 @@ class LiTTask:
       _, meta = embeddings.cached(source, file_pattern, cache_dir)
       if meta is None and embed_files is None:
         embed_files = image_file_embedder(source, strategy,
-                                         jit_compile=c.get("jit_compile", False))
+                                          jit_compile=c.get("jit_compile", False))
       out_dir, dim, _ = embeddings.precompute(embed_files, source, file_pattern, cache_dir,
                                               log=log, writer=strategy.extended.should_checkpoint)
       return embeddings.pattern(out_dir), dim
