@@ -110,13 +110,11 @@ def _passes(files, compute):
   """The files to compute, in runs of consecutive ones of at most FILES_PER_PASS (a TFDS source
   alone)."""
   runs = []
-  for i, f in enumerate(files):
-    if not compute[i]:
-      continue
-    alone = tfds_source.is_tfds(f)
-    if (runs and runs[-1][-1] == i - 1 and len(runs[-1]) < FILES_PER_PASS and not alone
-        and not tfds_source.is_tfds(files[runs[-1][-1]])):
-      runs[-1].append(i)
+  for i in (i for i, c in enumerate(compute) if c):
+    last = runs[-1] if runs else []
+    if (last and last[-1] == i - 1 and len(last) < FILES_PER_PASS
+        and not any(tfds_source.is_tfds(files[j]) for j in (i, last[-1]))):
+      last.append(i)
     else:
       runs.append([i])
   return runs

@@ -183,7 +183,7 @@ class BertTextTower(TextTower):
   def export_encoder(self):
     """The encoder with every token in its `sequence_output` (the TF-Hub BERT interface): under
     [CLS] pooling a copy of the tower's encoder, holding the same weights."""
-    if self.pooling not in ("cls", "pooled"):
+    if self.encoder.get_config()["output_range"] is None:
       return self.encoder
     full = self._build_encoder(output_range=None)
     full({k: tf.zeros([1, 2], tf.int32) for k in BERT_INPUT_KEYS})

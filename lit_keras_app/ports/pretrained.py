@@ -54,9 +54,6 @@ SOURCES = {
 # The SavedModels each port exports (sub-directories of `<cache>/pretrained/<name>/`).
 EXPORTS = {"efficientnet_lite0": ("feature_vector", "classification"),
            "minilm_l6": ("preprocess", "encoder")}
-# Ports whose exports are built one at a time, each when first asked for (a locked image tower
-# needs the feature vector, not the classifier); the others' exports are built together.
-SEPARATE_EXPORTS = ("efficientnet_lite0",)
 MINILM_SEQ_LENGTH = 128  # the preprocessor's default; towers re-pack to their own seq_length
 # Bump when an export's format changes, so that `DONE.json` markers of older builds are rebuilt.
 FORMAT_VERSION = {"efficientnet_lite0": 2, "minilm_l6": 1}
@@ -196,7 +193,10 @@ def build_efficientnet_lite0(out_dir, parts=EXPORTS["efficientnet_lite0"]):
   return out_dir
 
 
-def build_minilm_l6(out_dir):
+def build_minilm_l6(out_dir, parts=EXPORTS["minilm_l6"]):
+  """Builds the preprocess + encoder pair into `out_dir`: written together, whichever `parts`
+  are asked for."""
+  del parts
   return _build("minilm_l6", out_dir, _write_minilm_l6)
 
 
@@ -204,15 +204,12 @@ BUILDERS = {"efficientnet_lite0": build_efficientnet_lite0, "minilm_l6": build_m
 
 
 def build(names=tuple(BUILDERS), cache_dir=None, parts=None):
-  """Builds the named ports' exports (idempotent; `parts`: only these exports of a port whose
-  exports are built one at a time). Returns `export_paths(cache_dir)`."""
+  """Builds the named ports' exports (idempotent; `parts`: those of each port's exports that are
+  needed, default all). Returns `export_paths(cache_dir)`."""
   root = cache.path("pretrained", cache_dir=cache_dir)
   for i, name in enumerate(names, 1):
     _log(f"[{i}/{len(names)}] {name}")
-    if name in SEPARATE_EXPORTS:
-      BUILDERS[name](os.path.join(root, name), parts or EXPORTS[name])
-    else:
-      BUILDERS[name](os.path.join(root, name))
+    BUILDERS[name](os.path.join(root, name), parts or EXPORTS[name])
   return export_paths(cache_dir)
 
 
@@ -225,7 +222,7 @@ def resolve(reference, cache_dir=None):
   if name not in SOURCES:
     raise ValueError(f"unknown port {name!r} in {reference!r}; expected one of {sorted(SOURCES)}")
   if part in EXPORTS[name]:
-    build((name,), cache_dir, parts=(part,) if name in SEPARATE_EXPORTS else None)
+    build((name,), cache_dir, parts=(part,))
     return os.path.join(cache.path("pretrained", cache_dir=cache_dir), name, part)
   for rel, path in source_files(name).items():
     if os.path.basename(rel) == part:

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_hub as hub
 import tensorflow_text  # noqa: F401
+import tf_keras
 
 from lit_keras import towers
 from tests import tiny_models
@@ -131,6 +132,7 @@ def test_scratch_bert_computes_the_last_block_for_cls_alone(vocab_file, pooling)
   """Under [CLS] pooling the last block runs for the first token only: the tower's output and
   gradients equal, to float rounding, what the full encoder (every token, a "mean" tower's) gives
   for [CLS] (the products have fewer rows, so a kernel may round differently)."""
+  tf_keras.utils.set_random_seed(0)
   tok = towers.WordPieceTokenizer(vocab_file, seq_length=16)
   shape = dict(hidden_size=32, num_layers=2, num_heads=2, inner_dim=64)
   tower = towers.BertTextTower(tok, pooling=pooling, **shape)
@@ -156,6 +158,8 @@ def test_scratch_bert_computes_the_last_block_for_cls_alone(vocab_file, pooling)
   g1 = t1.gradient(loss1, tower.encoder.trainable_variables)
   g2 = t2.gradient(loss2, full.encoder.trainable_variables)
   assert len(g1) == len(g2) > 0
+  # Rounding only: sums of thousands of terms (the word embeddings' gradient reaches ~4 here)
+  # in another order. A wrong gradient would be off by far more.
   for v, a, b in zip(tower.encoder.trainable_variables, g1, g2):
     np.testing.assert_allclose(tf.convert_to_tensor(a).numpy(), tf.convert_to_tensor(b).numpy(),
-                               rtol=1e-5, atol=1e-6, err_msg=v.name)
+                               rtol=1e-4, atol=1e-5, err_msg=v.name)
