@@ -195,7 +195,6 @@ def build_step(a, mode, jit):
   """The bench's threads and seed, our model for `mode`, its batches and the library's train
   step with AdamW: (model, batches, train_step)."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
 
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -205,10 +204,16 @@ def build_step(a, mode, jit):
   _apply_precision(a)
   model, batches = build(a, mode)
   model(batches[0])
-  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay,
-                                        beta_1=0.9, beta_2=0.999, epsilon=1e-8)
-  return model, batches, step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"),
+  return model, batches, step_lib.make_train_step(model, adamw(a), losses.get_loss("softmax"),
                                                   jit_compile=jit)
+
+
+def adamw(a):
+  """The bench's AdamW: the library's (`lit_keras.training.AdamW`, tf_keras's AdamW with the
+  fused dense update), the peer's hyper-parameters."""
+  from lit_keras import training  # pylint: disable=g-import-not-at-top
+  return training.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay, beta_1=0.9,
+                        beta_2=0.999, epsilon=1e-8)
 
 
 def build(a, mode):
@@ -346,7 +351,7 @@ def run_child(a, mode):
   res.update({
       "threads": a.threads, "jit_compile": jit,
       "dtype": "float32" if a.precision == "fp32" else "mixed_bfloat16",
-      "optimizer": {"name": "tf_keras.optimizers.AdamW", "lr": a.lr, "betas": [0.9, 0.999],
+      "optimizer": {"name": "lit_keras.training.AdamW", "lr": a.lr, "betas": [0.9, 0.999],
                     "eps": 1e-8, "weight_decay": a.weight_decay},
       "loss": "lit_keras.losses.softmax_contrastive_loss (learnable temperature, init log 10)",
       "image_tower": type(model.image_tower).__name__,
@@ -367,7 +372,6 @@ def graph_flops(a):
   import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   sys.path.insert(0, ROOT)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
 
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -383,8 +387,7 @@ def graph_flops(a):
     model, batches = build(a, mode)
     batch = batches[0]
     model(batch)
-    optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
-    step_lib.make_train_step(model, optimizer, losses.get_loss("softmax"))  # compiles the model
+    step_lib.make_train_step(model, adamw(a), losses.get_loss("softmax"))  # compiles the model
     # The replica step itself: the train step's outer function only calls it (strategy.run),
     # and the profiler does not look inside function calls.
     out[f"{mode}_train_per_pair"] = count(tf.function(model.train_step_values), batch)
@@ -406,7 +409,6 @@ def memory_profile(a, mode):
   import lit_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (Keras 2)
   sys.path.insert(0, ROOT)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  import tf_keras  # pylint: disable=g-import-not-at-top
 
   from lit_keras import losses  # pylint: disable=g-import-not-at-top
   from lit_keras.training import step as step_lib  # pylint: disable=g-import-not-at-top
@@ -435,8 +437,7 @@ def memory_profile(a, mode):
   mark("+ forward function (to the loss; traced, compiled, run once)")
   tf.function(forward_backward, jit_compile=jit)(batches[0])
   mark("+ forward+backward function (traced, compiled, run once)")
-  optimizer = tf_keras.optimizers.AdamW(learning_rate=a.lr, weight_decay=a.weight_decay)
-  step = step_lib.make_train_step(model, optimizer, loss_fn, jit_compile=jit)
+  step = step_lib.make_train_step(model, adamw(a), loss_fn, jit_compile=jit)
   for i in range(a.warmup + a.steps - 1):
     step(batches[i % len(batches)])["loss"].numpy()
   # TensorFlow's host allocator (a pooling one, lit_keras's default): what it holds between

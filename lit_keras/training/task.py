@@ -28,6 +28,7 @@ from lit_keras import evaluation
 from lit_keras.evaluation import evaluators
 from lit_keras.layers.logit_scale import NO_DECAY_VARIABLE_NAMES
 from lit_keras.models import LiTModel
+from lit_keras.training import optimizers
 from lit_keras.training import schedules
 
 OPTIMIZERS = ("adamw", "adafactor")
@@ -190,14 +191,14 @@ class LiTTask:
 
   # --- Optimization --------------------------------------------------------------------------
   def build_optimizer(self, lr_scale=1.0):
-    """AdamW (paper: lr 1e-3, wd 1e-4; decoupled decay, none on the temperature and bias) or
-    Adafactor (no weight decay), on `schedules.warmup_decay`."""
+    """AdamW (paper: lr 1e-3, wd 1e-4; decoupled decay, none on the temperature and bias; the
+    fused `optimizers.AdamW`) or Adafactor (no weight decay), on `schedules.warmup_decay`."""
     c = self.config.optim
     schedule = schedules.warmup_decay(c.lr * lr_scale, self.config.total_steps, c.warmup_steps,
                                       c.get("decay", "cosine"))
     if c.name == "adamw":
-      opt = tf_keras.optimizers.AdamW(learning_rate=schedule, weight_decay=c.weight_decay,
-                                      beta_1=c.get("b1", 0.9), beta_2=c.get("b2", 0.999))
+      opt = optimizers.AdamW(learning_rate=schedule, weight_decay=c.weight_decay,
+                             beta_1=c.get("b1", 0.9), beta_2=c.get("b2", 0.999))
       opt.exclude_from_weight_decay(var_names=list(NO_DECAY_VARIABLE_NAMES))
     elif c.name == "adafactor":
       opt = tf_keras.optimizers.Adafactor(learning_rate=schedule)
