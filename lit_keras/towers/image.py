@@ -4,6 +4,7 @@ import tf_keras
 
 from lit_keras import serialization
 from lit_keras.data import preprocess
+from lit_keras.layers import activations
 from lit_keras.towers import base
 from lit_keras.towers import recompute as recompute_lib
 
@@ -93,9 +94,10 @@ class ViTImageTower(base.Tower):
         input_specs=tf_keras.layers.InputSpec(shape=[None, self.image_size, self.image_size, 3]),
         patch_size=self.patch_size, hidden_size=self.hidden_size, pooler=pooler,
         output_encoded_tokens=False)
+    encoder, = [l for l in self.backbone.layers if isinstance(l, vit.Encoder)]
+    activations.use_lean_gelu(encoder._encoder_layers)  # pylint: disable=protected-access
     self.recompute = bool(recompute)
     if self.recompute:
-      encoder, = [l for l in self.backbone.layers if isinstance(l, vit.Encoder)]
       recompute_lib.recompute_blocks(encoder._encoder_layers, self.dropout_rate, self.name)  # pylint: disable=protected-access
 
   def encode(self, images, training=None):
