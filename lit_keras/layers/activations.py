@@ -40,18 +40,20 @@ def _gelu_tanh_grad(x, dy):
   return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - tf.square(t)) * du)
 
 
-# The derivative is a chain of about ten elementwise ops over an activation-sized tensor; as
-# separate TensorFlow kernels each one reads and writes that tensor. XLA fuses the chain into one
-# loop (≈ 4× faster on the ViT's feed-forward activations on 2 CPU cores: `docs/benchmarks.md`).
-# The forward pass stays `tf.nn.gelu`, bit for bit.
-_gelu_grad_fused = tf.function(_gelu_grad, jit_compile=True, autograph=False)
+# The tanh derivative is a chain of about ten elementwise ops over an activation-sized tensor;
+# as separate TensorFlow kernels each one reads and writes that tensor. XLA fuses the chain into
+# one loop (≈ 4× faster on the ViT's feed-forward activations on 2 CPU cores:
+# `docs/benchmarks.md`). The exact GELU's derivative (erfc, exp and four products) stays plain
+# TensorFlow ops: fused, it gained no measurable time in the text tower, while its first use
+# brings XLA's compiler into a process that otherwise never loads it (+40 MB peak RSS in a
+# pre-computed-embedding run). The forward passes stay `tf.nn.gelu`, bit for bit.
 _gelu_tanh_grad_fused = tf.function(_gelu_tanh_grad, jit_compile=True, autograph=False)
 
 
 @tf.custom_gradient
 def _gelu(x):
   def grad(dy):
-    return _gelu_grad_fused(x, dy)
+    return _gelu_grad(x, dy)
 
   return tf.nn.gelu(x, approximate=False), grad
 
