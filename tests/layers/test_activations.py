@@ -153,3 +153,66 @@ def test_vit_tower_uses_gelu_tanh_with_unchanged_outputs_and_gradients():
   assert len(lean_grads) == len(plain_grads) > 10
   for got, want in zip(lean_grads, plain_grads):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+
+
+def _xla_compiled_calls(act, x):
+  """Names of the XLA-compiled (`_XlaMustCompile`) function calls in act's traced gradient."""
+  @tf.function
+  def grad(x):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = act(x)
+    return tape.gradient(y, x)
+
+  graph = grad.get_concrete_function(x).graph
+  names = []
+  for op in graph.get_operations():
+    if op.type in ("PartitionedCall", "StatefulPartitionedCall"):
+      f = graph._get_function(op.get_attr("f").name)  # pylint: disable=protected-access
+      attrs = f.cached_definition.attr if f is not None else {}
+      if "_XlaMustCompile" in attrs and attrs["_XlaMustCompile"].b:
+        names.append(op.get_attr("f").name)
+  return names
+
+
+def test_tanh_backward_is_one_xla_call_exact_backward_plain_ops():
+  x = _x(64)
+  # The ViT's tanh GELU: its derivative chain is one XLA-compiled call.
+  assert len(_xla_compiled_calls(activations.gelu_tanh, x)) == 1
+  # The text tower's exact GELU: plain TensorFlow ops, so a text-only run never compiles XLA.
+  assert _xla_compiled_calls(activations.gelu, x) == []
+
+
+@pytest.mark.parametrize("act,approximate", [(activations.gelu, False),
+                                             (activations.gelu_tanh, True)])
+def test_gradient_inside_an_xla_step_and_in_bfloat16(act, approximate):
+  x = _x(512)
+  w = tf.linspace(-1.0, 1.0, x.shape[0])
+
+  @tf.function(jit_compile=True)
+  def grad(x, w, dtype):
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = act(tf.cast(x, dtype))
+      loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
+    return tape.gradient(loss, x)
+
+  x64 = x.numpy().astype(np.float64)
+  if approximate:
+    f = lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+    want = (f(x64 + 1e-6) - f(x64 - 1e-6)) / 2e-6
+  else:
+    cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x64])
+    want = cdf + x64 * np.exp(-0.5 * x64 ** 2) / math.sqrt(2.0 * math.pi)
+  want = w.numpy() * want
+  np.testing.assert_allclose(grad(x, w, tf.float32).numpy(), want, rtol=1e-5, atol=5e-6)
+  # bfloat16 has an 8-bit mantissa: the input and each intermediate round to ~0.4%.
+  bf16_x = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy().astype(np.float64)
+  got = grad(x, w, tf.bfloat16).numpy()
+  assert got.dtype == np.float32
+  if approximate:
+    want_bf16 = w.numpy() * (f(bf16_x + 1e-6) - f(bf16_x - 1e-6)) / 2e-6
+  else:
+    cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in bf16_x])
+    want_bf16 = w.numpy() * (cdf + bf16_x * np.exp(-0.5 * bf16_x ** 2) / math.sqrt(2.0 * math.pi))
+  np.testing.assert_allclose(got, want_bf16, rtol=2e-2, atol=2e-2)
