@@ -44,9 +44,10 @@ def _gelu_tanh_grad(x, dy):
 # as separate TensorFlow kernels each one reads and writes that tensor. XLA fuses the chain into
 # one loop (≈ 4× faster on the ViT's feed-forward activations on 2 CPU cores:
 # `docs/benchmarks.md`). The exact GELU's derivative (erfc, exp and four products) stays plain
-# TensorFlow ops: fused, it gained no measurable time in the text tower, while its first use
-# brings XLA's compiler into a process that otherwise never loads it (+40 MB peak RSS in a
-# pre-computed-embedding run). The forward passes stay `tf.nn.gelu`, bit for bit.
+# TensorFlow ops: fused, it made a text-only training step only 1–2% faster, while its first use
+# brings XLA's compiler into a process that otherwise never compiles XLA (≈ 50 MB more peak RSS
+# when training from pre-computed embeddings or with a locked hub tower). The forward passes
+# stay `tf.nn.gelu`, bit for bit.
 _gelu_tanh_grad_fused = tf.function(_gelu_tanh_grad, jit_compile=True, autograph=False)
 
 
