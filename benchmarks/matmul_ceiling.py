@@ -33,6 +33,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import bench_tiny  # benchmarks/bench_tiny.py: the shape, the model, the step
+from matmul_shapes import median_seconds  # benchmarks/matmul_shapes.py
 
 PRODUCT_OPS = ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "Einsum")
 
@@ -96,18 +97,6 @@ def step_products(graph):
   return counts
 
 
-def _median_call_s(fn, args, reps):
-  for _ in range(3):
-    fn(*args)
-  times = []
-  for _ in range(reps):
-    t0 = time.perf_counter()
-    out = fn(*args)
-    out.numpy()
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
-
 def time_product(sig, reps, overhead_s):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   kind, shapes, attrs = sig
@@ -119,7 +108,7 @@ def time_product(sig, reps, overhead_s):
     fn = tf.function(lambda x, y: tf.linalg.matmul(x, y, adjoint_a=attrs[0], adjoint_b=attrs[1]))
   else:
     fn = tf.function(lambda x, y: tf.einsum(attrs[0], x, y))
-  return max(_median_call_s(fn, args, reps) - overhead_s, 1e-7)
+  return max(median_seconds(fn, *args, reps=reps) - overhead_s, 1e-7)
 
 
 def main():
@@ -140,17 +129,19 @@ def main():
   tf.config.threading.set_intra_op_parallelism_threads(a.threads)
   tf.config.threading.set_inter_op_parallelism_threads(1)
 
-  overhead = _median_call_s(tf.function(lambda x: x + 1.0), [tf.zeros([])], 200)
+  overhead = median_seconds(tf.function(lambda x: x + 1.0), tf.zeros([]), reps=200)
   x2048 = [tf.random.normal((2048, 2048)), tf.random.normal((2048, 2048))]
-  peak = 2 * 2048 ** 3 / _median_call_s(tf.function(tf.linalg.matmul), x2048, 15) / 1e9
+  peak = 2 * 2048 ** 3 / median_seconds(tf.function(tf.linalg.matmul), *x2048) / 1e9
   print(f"TF fp32 matmul peak, 2048², {a.threads} threads: {peak:.1f} GFLOP/s; "
         f"empty call {overhead * 1e6:.0f} µs", flush=True)
 
   modes = [m for m in flags.modes.split(",") if m]
   built = {}
   products = {}
+  # `lu`'s products are `pre`'s plus the ViT forward traced from `uu`'s model.
+  traced = set(modes) | ({"pre", "uu"} if "lu" in modes else set())
   for mode in ("pre", "uu"):
-    if mode not in modes and not (mode in ("pre", "uu") and "lu" in modes):
+    if mode not in traced:
       continue
     tf.keras.utils.set_random_seed(a.seed)
     model, batches = bench_tiny.build(a, mode)

@@ -20,7 +20,7 @@ SHAPES = [(2048, 2048, 2048), (8320, 192, 768), (8320, 768, 192), (2048, 256, 10
           (2048, 1024, 256)]
 
 
-def _median_seconds(fn, *args, reps=15):
+def median_seconds(fn, *args, reps=15):
   for _ in range(3):
     fn(*args).numpy()
   times = []
@@ -40,7 +40,7 @@ def main():
   for m, k, n in SHAPES:
     x, y = tf.random.normal((m, k)), tf.random.normal((k, n))
     flop = 2 * m * k * n
-    cells = [f"{name} {flop / _median_seconds(fn, x, y) / 1e9:.0f}"
+    cells = [f"{name} {flop / median_seconds(fn, x, y) / 1e9:.0f}"
              for name, fn in variants.items()]
     print(f"[{m} x {k}] @ [{k} x {n}]: " + ", ".join(cells) + " GFLOP/s", flush=True)
   b, t, c, d = 128, 16, 256, 1024  # the text tower's batch, tokens, width, MLP width
@@ -56,7 +56,7 @@ def main():
   }
   flop = 2 * b * t * c * d
   for name, (einsum, matmul2d) in products.items():
-    cells = [f"{kind} {flop / _median_seconds(tf.function(fn)) / 1e9:.0f}"
+    cells = [f"{kind} {flop / median_seconds(tf.function(fn)) / 1e9:.0f}"
              for kind, fn in (("einsum", einsum), ("matmul", matmul2d))]
     print(f"text MLP {name} [{b}x{t}x{c}]·[{c}x{d}]: " + ", ".join(cells) + " GFLOP/s "
           f"(graph, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')})",

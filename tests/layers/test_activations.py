@@ -17,6 +17,20 @@ def _x(n=4096, dtype=tf.float32):
   return tf.constant(values, dtype)
 
 
+def _gelu_grad64(x):
+  """d/dx x·Φ(x) = Φ(x) + x·φ(x), in float64 from the standard library's erf."""
+  x = np.asarray(x, np.float64)
+  cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x])
+  return cdf + x * np.exp(-0.5 * x ** 2) / math.sqrt(2.0 * math.pi)
+
+
+def _gelu_tanh_grad64(x, h=1e-6):
+  """The tanh GELU's derivative by central differences of the float64 function."""
+  x = np.asarray(x, np.float64)
+  f = lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
+  return (f(x + h) - f(x - h)) / (2 * h)
+
+
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
 def test_forward_is_tf_nn_gelu_bit_for_bit(dtype):
   x = _x(dtype=dtype)
@@ -33,11 +47,7 @@ def test_gradient_matches_numpy_and_autodiff():
     theirs = tf.nn.gelu(x, approximate=False)
   w = tf.linspace(-1.0, 1.0, x.shape[0])  # a non-uniform upstream gradient
   got = tape.gradient(ours, x, output_gradients=w).numpy()
-  # d/dx x·Φ(x) = Φ(x) + x·φ(x), in float64 from the standard library's erf.
-  x64 = x.numpy().astype(np.float64)
-  cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x64])
-  pdf = np.exp(-0.5 * x64 ** 2) / math.sqrt(2.0 * math.pi)
-  np.testing.assert_allclose(got, w.numpy() * (cdf + x64 * pdf), rtol=2e-6, atol=1e-7)
+  np.testing.assert_allclose(got, w.numpy() * _gelu_grad64(x.numpy()), rtol=2e-6, atol=1e-7)
   np.testing.assert_allclose(got, tape.gradient(theirs, x, output_gradients=w).numpy(),
                              rtol=2e-6, atol=1e-7)
 
@@ -102,11 +112,7 @@ def test_gelu_tanh_gradient_matches_numpy_and_autodiff():
     theirs = tf.nn.gelu(x, approximate=True)
   w = tf.linspace(-1.0, 1.0, x.shape[0])
   got = tape.gradient(ours, x, output_gradients=w).numpy()
-  # The derivative by central differences of the float64 function (an independent reference).
-  x64 = x.numpy().astype(np.float64)
-  f = lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
-  h = 1e-6
-  numeric = (f(x64 + h) - f(x64 - h)) / (2 * h)
+  numeric = _gelu_tanh_grad64(x.numpy())  # an independent reference
   # float32 tanh reaches ±1 near |x| ≈ 4.8, where the true derivative is still 1 ± 4e-6: that
   # much absolute difference, for ours and for autodiff alike.
   np.testing.assert_allclose(got, w.numpy() * numeric, rtol=1e-5, atol=5e-6)
@@ -183,9 +189,9 @@ def test_tanh_backward_is_one_xla_call_exact_backward_plain_ops():
   assert _xla_compiled_calls(activations.gelu, x) == []
 
 
-@pytest.mark.parametrize("act,approximate", [(activations.gelu, False),
-                                             (activations.gelu_tanh, True)])
-def test_gradient_inside_an_xla_step_and_in_bfloat16(act, approximate):
+@pytest.mark.parametrize("act,grad64", [(activations.gelu, _gelu_grad64),
+                                         (activations.gelu_tanh, _gelu_tanh_grad64)])
+def test_gradient_inside_an_xla_step_and_in_bfloat16(act, grad64):
   x = _x(512)
   w = tf.linspace(-1.0, 1.0, x.shape[0])
 
@@ -197,22 +203,10 @@ def test_gradient_inside_an_xla_step_and_in_bfloat16(act, approximate):
       loss = tf.reduce_sum(tf.cast(y, tf.float32) * w)
     return tape.gradient(loss, x)
 
-  x64 = x.numpy().astype(np.float64)
-  if approximate:
-    f = lambda v: 0.5 * v * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v ** 3)))
-    want = (f(x64 + 1e-6) - f(x64 - 1e-6)) / 2e-6
-  else:
-    cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in x64])
-    want = cdf + x64 * np.exp(-0.5 * x64 ** 2) / math.sqrt(2.0 * math.pi)
-  want = w.numpy() * want
-  np.testing.assert_allclose(grad(x, w, tf.float32).numpy(), want, rtol=1e-5, atol=5e-6)
+  np.testing.assert_allclose(grad(x, w, tf.float32).numpy(), w.numpy() * grad64(x.numpy()),
+                             rtol=1e-5, atol=5e-6)
   # bfloat16 has an 8-bit mantissa: the input and each intermediate round to ~0.4%.
-  bf16_x = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy().astype(np.float64)
+  bf16_x = tf.cast(tf.cast(x, tf.bfloat16), tf.float32).numpy()
   got = grad(x, w, tf.bfloat16).numpy()
   assert got.dtype == np.float32
-  if approximate:
-    want_bf16 = w.numpy() * (f(bf16_x + 1e-6) - f(bf16_x - 1e-6)) / 2e-6
-  else:
-    cdf = np.array([0.5 * (1.0 + math.erf(v / math.sqrt(2.0))) for v in bf16_x])
-    want_bf16 = w.numpy() * (cdf + bf16_x * np.exp(-0.5 * bf16_x ** 2) / math.sqrt(2.0 * math.pi))
-  np.testing.assert_allclose(got, want_bf16, rtol=2e-2, atol=2e-2)
+  np.testing.assert_allclose(got, w.numpy() * grad64(bf16_x), rtol=2e-2, atol=2e-2)
