@@ -4,7 +4,15 @@
 Lite differs from EfficientNet-B0 by: ReLU6 instead of swish, no squeeze-and-excitation, stem and
 head not scaled (32 and 1280 channels). The PyTorch weights were trained with TF "same" padding,
 BatchNorm epsilon 1e-3, 224-px inputs normalised as (x − 127) / 128 on the 0..255 scale.
+
+Each convolution and its BatchNorm are one `ConvBN` layer. At inference (a locked tower, the
+pre-computation, evaluation) it folds the BatchNorm into the kernel and a bias, so that
+TensorFlow's oneDNN build runs convolution, bias and ReLU6 as one fused kernel instead of three
+passes over the activations (`docs/benchmarks.md`, "The README's main job"). In training (an
+unlocked tower) the BatchNorm runs as usual, on batch statistics, and updates its moving
+averages.
 """
+import tensorflow as tf
 import tf_keras
 
 # (repeats, kernel, stride, expand_ratio, in, out) of EfficientNet-B0 (Lite0 scales width/depth
@@ -23,6 +31,62 @@ BN_EPSILON = 1e-3
 MEAN, STD = 127.0, 128.0  # on the 0..255 scale
 
 
+class ConvBN(tf_keras.layers.Layer):
+  """A convolution without bias (`Conv2D`, or `DepthwiseConv2D` with `depthwise`) followed by
+  `BatchNormalization`, with the BatchNorm folded into the convolution at inference.
+
+  Inference computes conv(x, kernel · s) + (β − μ · s) with s = γ / √(σ² + ε): the same function
+  as conv then BatchNorm, to float rounding. Training (`training=True`) runs the two sublayers
+  apart, so the batch statistics and the moving-average updates are BatchNorm's own. The weights
+  are the sublayers' (`conv`, `bn`), under their own names.
+  """
+
+  def __init__(self, filters, kernel_size, strides=1, depthwise=False, epsilon=BN_EPSILON,
+               momentum=0.99, conv_name="conv", bn_name="bn", **kwargs):
+    super().__init__(**kwargs)
+    self.filters, self.kernel_size, self.strides = filters, kernel_size, strides
+    self.depthwise, self.epsilon, self.momentum = bool(depthwise), epsilon, momentum
+    self.conv_name, self.bn_name = conv_name, bn_name
+    L = tf_keras.layers
+    if self.depthwise:
+      self.conv = L.DepthwiseConv2D(kernel_size, strides=strides, padding="same", use_bias=False,
+                                    name=conv_name)
+    else:
+      self.conv = L.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                           use_bias=False, name=conv_name)
+    self.bn = L.BatchNormalization(epsilon=epsilon, momentum=momentum, name=bn_name)
+
+  def build(self, input_shape):
+    self.conv.build(input_shape)
+    self.bn.build(self.conv.compute_output_shape(input_shape))
+    super().build(input_shape)
+
+  def _folded(self, x):
+    bn = self.bn
+    scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + self.epsilon)
+    shift = bn.beta - bn.moving_mean * scale
+    strides = [1, self.strides, self.strides, 1]
+    if self.depthwise:  # kernel [kh, kw, C, 1]
+      y = tf.nn.depthwise_conv2d(x, self.conv.depthwise_kernel * scale[:, None], strides, "SAME")
+    else:  # kernel [kh, kw, in, out]
+      y = tf.nn.conv2d(x, self.conv.kernel * scale, strides, "SAME")
+    return tf.nn.bias_add(y, shift)
+
+  def call(self, x, training=None):
+    if training is None:
+      training = False
+    return tf.__internal__.smart_cond.smart_cond(
+        training, lambda: self.bn(self.conv(x), training=True), lambda: self._folded(x))
+
+  def compute_output_shape(self, input_shape):
+    return self.conv.compute_output_shape(input_shape)
+
+  def get_config(self):
+    return dict(super().get_config(), filters=self.filters, kernel_size=self.kernel_size,
+                strides=self.strides, depthwise=self.depthwise, epsilon=self.epsilon,
+                momentum=self.momentum, conv_name=self.conv_name, bn_name=self.bn_name)
+
+
 def _block_specs():
   specs = []
   for repeats, k, s, e, cin, cout in BLOCKS:
@@ -38,31 +102,31 @@ def build(include_top=True, image_size=None):
   `image_size=None` accepts any input size (like TF-Hub's EfficientNet feature vectors; the
   weights were trained at 224 px).
 
-  Layer names follow the PyTorch state dict (`_blocks.3._expand_conv` → `blocks_3_expand_conv`)
-  so that `load_weights` can map every tensor. Returns a model whose output is the pooled
+  The convolutions and BatchNorms (inside `ConvBN` layers) are named after the PyTorch state
+  dict (`_blocks.3._expand_conv` → `blocks_3_expand_conv`) so that `load_weights` can map every
+  tensor. Returns a model whose output is the pooled
   1280-d feature vector, or the 1000 ImageNet logits when `include_top`.
   """
   L = tf_keras.layers
-  bn = lambda name: L.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99, name=name)
+
+  def conv_bn(filters, kernel, conv_name, bn_name, strides=1, depthwise=False):
+    return ConvBN(filters, kernel, strides=strides, depthwise=depthwise, conv_name=conv_name,
+                  bn_name=bn_name, name=f"{conv_name}_bn")
+
   inp = tf_keras.Input([image_size, image_size, 3], name="images")  # None: any size
   x = L.Lambda(lambda t: (t * 255.0 - MEAN) / STD, name="normalize")(inp)
-  x = L.Conv2D(STEM, 3, strides=2, padding="same", use_bias=False, name="conv_stem")(x)
-  x = L.ReLU(6.0)(bn("bn0")(x))
+  x = L.ReLU(6.0)(conv_bn(STEM, 3, "conv_stem", "bn0", strides=2)(x))
   for i, spec in enumerate(_block_specs()):
     p = f"blocks_{i}_"
     shortcut = x
     if spec["expand"] != 1:
-      x = L.Conv2D(spec["cin"] * spec["expand"], 1, use_bias=False, name=p + "expand_conv")(x)
-      x = L.ReLU(6.0)(bn(p + "bn0")(x))
-    x = L.DepthwiseConv2D(spec["kernel"], strides=spec["stride"], padding="same",
-                          use_bias=False, name=p + "depthwise_conv")(x)
-    x = L.ReLU(6.0)(bn(p + "bn1")(x))
-    x = L.Conv2D(spec["cout"], 1, use_bias=False, name=p + "project_conv")(x)
-    x = bn(p + "bn2")(x)
+      x = L.ReLU(6.0)(conv_bn(spec["cin"] * spec["expand"], 1, p + "expand_conv", p + "bn0")(x))
+    x = L.ReLU(6.0)(conv_bn(None, spec["kernel"], p + "depthwise_conv", p + "bn1",
+                            strides=spec["stride"], depthwise=True)(x))
+    x = conv_bn(spec["cout"], 1, p + "project_conv", p + "bn2")(x)
     if spec["stride"] == 1 and spec["cin"] == spec["cout"]:
       x = L.Add()([shortcut, x])
-  x = L.Conv2D(HEAD, 1, use_bias=False, name="conv_head")(x)
-  x = L.ReLU(6.0)(bn("bn1")(x))
+  x = L.ReLU(6.0)(conv_bn(HEAD, 1, "conv_head", "bn1")(x))
   x = L.GlobalAveragePooling2D(name="avg_pool")(x)
   if include_top:
     x = L.Dense(NUM_CLASSES, name="fc")(x)
@@ -88,7 +152,10 @@ def load_weights(model, state_dict):
     used.add(name)
     return state_dict[name]
 
+  parts = []
   for layer in model.layers:
+    parts += [layer.conv, layer.bn] if isinstance(layer, ConvBN) else [layer]
+  for layer in parts:
     if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
       w = take(_torch_prefix(layer.name) + ".weight")  # [C, 1, kh, kw] → [kh, kw, C, 1]
       layer.set_weights([w.transpose(2, 3, 0, 1)])

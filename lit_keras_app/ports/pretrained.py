@@ -56,7 +56,7 @@ EXPORTS = {"efficientnet_lite0": ("feature_vector", "classification"),
            "minilm_l6": ("preprocess", "encoder")}
 MINILM_SEQ_LENGTH = 128  # the preprocessor's default; towers re-pack to their own seq_length
 # Bump when an export's format changes, so that `DONE.json` markers of older builds are rebuilt.
-FORMAT_VERSION = {"efficientnet_lite0": 2, "minilm_l6": 1}
+FORMAT_VERSION = {"efficientnet_lite0": 3, "minilm_l6": 1}
 
 
 class SourceMissingError(RuntimeError):

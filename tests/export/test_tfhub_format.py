@@ -38,6 +38,49 @@ def test_image_tower_round_trip(tmp_path, image_module, kind):
   assert len(trainable.trainable_weights) == len(tower.trainable_weights) > 0
 
 
+def _conv_bn_model():
+  L = tf_keras.layers
+  images = tf_keras.Input([8, 8, 3])
+  x = L.BatchNormalization(momentum=0.5)(L.Conv2D(4, 3, padding="same", use_bias=False)(images))
+  return tf_keras.Model(images, L.GlobalAveragePooling2D()(L.ReLU(6.0)(x)))
+
+
+def test_feature_vector_is_a_reusable_saved_model_that_trains_batchnorm(tmp_path):
+  """The export is TF-Hub's reusable SavedModel (one `__call__` with `training`, the variable
+  lists), not the Keras layers: frozen it computes the model's inference, trainable with
+  training=True it normalises with batch statistics and moves the moving averages as the Keras
+  model itself does."""
+  tf_keras.utils.set_random_seed(0)
+  model = _conv_bn_model()
+  x = tf.random.stateless_uniform([5, 8, 8, 3], [5, 6])
+  path = tfhub_format.export_image_feature_vector(model, str(tmp_path / "fv"))
+  loaded = tf.saved_model.load(path)
+  assert not hasattr(loaded, "keras_api") and not hasattr(loaded, "layers")
+  assert len(loaded.variables) == len(model.variables) == 5
+  assert len(loaded.trainable_variables) == 3 and list(loaded.regularization_losses) == []
+  np.testing.assert_allclose(hub.KerasLayer(path)(x).numpy(), model(x, training=False).numpy(),
+                             atol=1e-6)
+  layer = hub.KerasLayer(path, trainable=True)
+  layer(x[:1])  # builds
+  mean = next(v for v in layer.variables if "moving_mean" in v.name)
+  bn = model.layers[2]
+  np.testing.assert_array_equal(mean.numpy(), bn.moving_mean.numpy())  # zeros, both
+  got = layer(x, training=True).numpy()
+  want = model(x, training=True).numpy()  # batch statistics; updates the model's own averages
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert np.abs(mean.numpy()).max() > 1e-3
+  np.testing.assert_allclose(mean.numpy(), bn.moving_mean.numpy(), atol=1e-6)
+
+
+def test_feature_vector_refuses_a_model_with_regularization_losses(tmp_path):
+  images = tf_keras.Input([4])
+  model = tf_keras.Model(images, tf_keras.layers.Dense(
+      2, kernel_regularizer=tf_keras.regularizers.L2(0.1))(images))
+  with pytest.raises(ValueError, match="regularization losses"):
+    tfhub_format.export_image_feature_vector(model, str(tmp_path / "fv"))
+  assert not tf.io.gfile.exists(str(tmp_path / "fv"))
+
+
 def _sentencepiece(tmp_path):
   import sentencepiece as spm
   corpus = ["a photo of a dog", "犬の写真", "صورة كلب", "a photo of a cat", "猫の写真"] * 30
