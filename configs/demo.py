@@ -17,9 +17,7 @@ def get_config(arg=None):
   c.text.preprocess = "ports:minilm_l6/preprocess"  # for the settings "?U" / "?L"
   c.text.encoder = "ports:minilm_l6/encoder"
   c.text.vocab = "ports:minilm_l6/vocab.txt"  # the from-scratch tower's WordPiece vocabulary
-  # The exact GELU with its derivative XLA-fused: 5% faster steps at this feed-forward size.
-  c.text.bert = dict(hidden_size=256, num_layers=4, num_heads=4, inner_dim=1024,
-                     inner_activation="gelu_fused")
+  c.text.bert = dict(hidden_size=256, num_layers=4, num_heads=4, inner_dim=1024)
   c.text.seq_length = 16
   c.model.embed_dim = 128
   c.precompute.enabled = True

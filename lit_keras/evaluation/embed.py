@@ -1,10 +1,7 @@
 """One pass over an evaluation set: every image and every caption embedded by the model, the
 work shared by the replicas of a strategy (`sharded.sharded_map`), nothing computed twice."""
-import weakref
-
 import numpy as np
 import tensorflow as tf
-import tf_keras
 from tqdm import tqdm
 
 from lit_keras.data import pipeline
@@ -15,27 +12,6 @@ def _thumbnail(data, size):
   """Encoded image bytes → a uint8 [size, size, 3] thumbnail (the evaluation view, shrunk)."""
   image = pipeline.eval_image(data, size)
   return tf.cast(tf.round(tf.clip_by_value(image, 0, 1) * 255), tf.uint8)
-
-
-# {model: {name: tf.function}}: a Keras model's parts as graph functions, traced once (every batch
-# of a set has one shape) and reused by every set an evaluation embeds, instead of running the
-# text tower op by op. The functions hold the model weakly, so the entry goes with the model.
-_GRAPH_FNS = weakref.WeakKeyDictionary()
-
-
-def _model_fn(model, name, call, strategy, jit_compile):
-  """`x → call(model, x)`: a graph function kept with a Keras `model` when `sharded_map` would
-  run it eagerly (one replica, no XLA); otherwise the plain function, which `sharded_map`
-  compiles itself."""
-  plain = lambda x: call(model, x)
-  if (not isinstance(model, tf_keras.Model) or jit_compile
-      or (strategy or tf.distribute.get_strategy()).num_replicas_in_sync > 1):
-    return plain
-  fns = _GRAPH_FNS.setdefault(model, {})
-  if name not in fns:
-    ref = weakref.ref(model)
-    fns[name] = tf.function(lambda x: call(ref(), x))
-  return fns[name]
 
 
 def _metadata(file_pattern, embedding_dim, thumbnail_size, progress):
@@ -108,9 +84,7 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
     if not (hasattr(model, "image_tower") and hasattr(model, "image_head")):
       raise ValueError("image features need a model with an image tower and head (a LiTModel), "
                        f"not {type(model).__name__}")
-    tower_fn = _model_fn(model, "image_features", lambda m, x: m.image_tower(x, training=False),
-                         strategy, jit_compile)
-    feats = sharded_map(tower_fn, images, n, batch_size,
+    feats = sharded_map(lambda x: model.image_tower(x, training=False), images, n, batch_size,
                         prepare=prepare, strategy=strategy, jit_compile=jit_compile)
     out["image_features"] = feats.astype(np.float32)
     out["image_emb"] = np.concatenate(
@@ -118,15 +92,12 @@ def embed_eval_set(model, file_pattern, image_size, batch_size=256, crop_fractio
                                       tf.float32), axis=-1).numpy()
          for i in range(0, len(feats), 4096)]) if n else np.zeros([0])
   else:
-    image_fn = _model_fn(model, "encode_image", lambda m, x: m.encode_image(x), strategy,
-                         jit_compile)
-    out["image_emb"] = sharded_map(image_fn, images, n, batch_size,
+    out["image_emb"] = sharded_map(lambda x: model.encode_image(x), images, n, batch_size,
                                    prepare=prepare, strategy=strategy, jit_compile=jit_compile)
   texts = out["texts"] if texts else []
   tower = getattr(model, "text_tower", None)
-  text_fn = _model_fn(model, "encode_text", lambda m, t: m.encode_text(t), strategy, jit_compile)
   out["text_emb"] = sharded_map(
-      text_fn, lambda: tf.data.Dataset.from_tensor_slices(
+      lambda t: model.encode_text(t), lambda: tf.data.Dataset.from_tensor_slices(
           tf.constant(texts, tf.string) if texts else tf.zeros([0], tf.string)),
       len(texts), text_batch_size or max(batch_size, 256),
       prepare_batch=tower.tokenize if tower is not None else None, strategy=strategy,

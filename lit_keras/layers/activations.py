@@ -43,15 +43,12 @@ def _gelu_tanh_grad(x, dy):
 # The tanh derivative is a chain of about ten elementwise ops over an activation-sized tensor;
 # as separate TensorFlow kernels each one reads and writes that tensor. XLA fuses the chain into
 # one loop (a ViT-and-text training step 9% faster on 2 CPU cores: `docs/benchmarks.md`, "The
-# GELU backward, measured"). The exact GELU's derivative (erfc, exp and four products) is plain
-# TensorFlow ops in `gelu`: fused, it made the bench-tiny text-only step only 1–2% faster, while
-# its first use brings XLA's compiler into a process that otherwise never compiles XLA (≈ 50 MB
-# more peak RSS when training from pre-computed embeddings or with a locked hub tower).
-# `gelu_fused` is the fused choice for larger feed-forward layers (the demo's text tower, 5% a
-# step: `docs/benchmarks.md`, "The README's main job"). The forward passes stay `tf.nn.gelu`,
-# bit for bit.
+# GELU backward, measured"). The exact GELU's derivative (erfc, exp and four products) stays plain
+# TensorFlow ops: fused, it made a text-only training step only 1–2% faster, while its first use
+# brings XLA's compiler into a process that otherwise never compiles XLA (≈ 50 MB more peak RSS
+# when training from pre-computed embeddings or with a locked hub tower). The forward passes
+# stay `tf.nn.gelu`, bit for bit.
 _gelu_tanh_grad_fused = tf.function(_gelu_tanh_grad, jit_compile=True, autograph=False)
-_gelu_grad_fused = tf.function(_gelu_grad, jit_compile=True, autograph=False)
 
 
 @tf.custom_gradient
@@ -67,22 +64,6 @@ def gelu(x):
   """Exact GELU, x·Φ(x), equal to `tf.nn.gelu(x, approximate=False)` forward and backward (to
   float rounding), keeping only `x` for the backward pass."""
   return _gelu(x)
-
-
-@tf.custom_gradient
-def _gelu_fused(x):
-  def grad(dy):
-    return _gelu_grad_fused(x, dy)
-
-  return tf.nn.gelu(x, approximate=False), grad
-
-
-@serialization.register
-def gelu_fused(x):
-  """`gelu` (exact GELU, only `x` kept for the backward pass) whose derivative is one XLA-fused
-  loop instead of six TensorFlow kernels: faster where the feed-forward activations are large,
-  at the cost of XLA's compiler in the process (≈ 50 MB)."""
-  return _gelu_fused(x)
 
 
 @tf.custom_gradient
@@ -117,10 +98,5 @@ def use_lean_gelu(blocks):
 
 
 def get(identifier):
-  """`tf_keras.activations.get`, except that "gelu" is this module's `gelu` and "gelu_fused" its
-  `gelu_fused`."""
-  if identifier == "gelu":
-    return gelu
-  if identifier == "gelu_fused":
-    return gelu_fused
-  return tf_keras.activations.get(identifier)
+  """`tf_keras.activations.get`, except that "gelu" is this module's `gelu`."""
+  return gelu if identifier == "gelu" else tf_keras.activations.get(identifier)

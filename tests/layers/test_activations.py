@@ -31,24 +31,19 @@ def _gelu_tanh_grad64(x, h=1e-6):
   return (f(x + h) - f(x - h)) / (2 * h)
 
 
-_EXACT = [activations.gelu, activations.gelu_fused]
-
-
-@pytest.mark.parametrize("act", _EXACT)
 @pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
-def test_forward_is_tf_nn_gelu_bit_for_bit(dtype, act):
+def test_forward_is_tf_nn_gelu_bit_for_bit(dtype):
   x = _x(dtype=dtype)
-  got = act(x)
+  got = activations.gelu(x)
   assert got.dtype == dtype
   np.testing.assert_array_equal(got.numpy(), tf.nn.gelu(x, approximate=False).numpy())
 
 
-@pytest.mark.parametrize("act", _EXACT)
-def test_gradient_matches_numpy_and_autodiff(act):
+def test_gradient_matches_numpy_and_autodiff():
   x = _x()
   with tf.GradientTape(persistent=True) as tape:
     tape.watch(x)
-    ours = act(x)
+    ours = activations.gelu(x)
     theirs = tf.nn.gelu(x, approximate=False)
   w = tf.linspace(-1.0, 1.0, x.shape[0])  # a non-uniform upstream gradient
   got = tape.gradient(ours, x, output_gradients=w).numpy()
@@ -99,9 +94,6 @@ def test_serializes_by_name_and_text_tower_uses_it(vocab_file):
   assert tower.encoder.transformer_layers[0]._inner_activation is activations.gelu  # pylint: disable=protected-access
   rebuilt = towers.BertTextTower.from_config(tower.get_config())
   assert rebuilt.encoder.transformer_layers[0]._inner_activation is activations.gelu  # pylint: disable=protected-access
-  assert tf_keras.activations.get("lit_keras>gelu_fused") is activations.gelu_fused
-  fused = towers.BertTextTower.from_config(dict(tower.get_config(), inner_activation="gelu_fused"))
-  assert fused.encoder.transformer_layers[0]._inner_activation is activations.gelu_fused  # pylint: disable=protected-access
 
 
 def test_gelu_tanh_forward_is_tf_nn_gelu_approximate_bit_for_bit():
@@ -195,12 +187,9 @@ def test_tanh_backward_is_one_xla_call_exact_backward_plain_ops():
   assert len(_xla_compiled_calls(activations.gelu_tanh, x)) == 1
   # The text tower's exact GELU: plain TensorFlow ops, so a text-only run never compiles XLA.
   assert _xla_compiled_calls(activations.gelu, x) == []
-  # ... unless it asks for the fused derivative.
-  assert len(_xla_compiled_calls(activations.gelu_fused, x)) == 1
 
 
 @pytest.mark.parametrize("act,grad64", [(activations.gelu, _gelu_grad64),
-                                         (activations.gelu_fused, _gelu_grad64),
                                          (activations.gelu_tanh, _gelu_tanh_grad64)])
 def test_gradient_inside_an_xla_step_and_in_bfloat16(act, grad64):
   x = _x(512)
