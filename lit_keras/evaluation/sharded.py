@@ -16,19 +16,6 @@ import tensorflow as tf
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _has_accelerator():
-  return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-
-
-def _prefetch(ds):
-  """Prefetches when the model runs on an accelerator, so that the host prepares the next batch
-  meanwhile. When the model runs on the host's CPU, a batch is prepared while the model waits
-  instead: prepared concurrently, the decoding threads and the model's threads share the same
-  cores and slow each other down (EfficientNet-Lite0 over PNG images on 2 cores: 70 images/s
-  prefetched, 121 not; `docs/benchmarks.md`, "The README's main job")."""
-  return ds.prefetch(AUTOTUNE) if _has_accelerator() else ds
-
-
 def _replica_dataset(elements, prepare, count, replica, num_replicas, batch_size,
                      prepare_batch):
   mine = elements().enumerate().filter(lambda i, _: i % num_replicas == replica)
@@ -42,7 +29,7 @@ def _replica_dataset(elements, prepare, count, replica, num_replicas, batch_size
   ds = ds.batch(batch_size, drop_remainder=True)
   if prepare_batch is not None:
     ds = ds.map(prepare_batch, num_parallel_calls=AUTOTUNE)
-  return _prefetch(ds)
+  return ds.prefetch(AUTOTUNE)
 
 
 def sharded_map(fn, elements, count, batch_size, *, prepare=lambda x: x, prepare_batch=None,

@@ -38,18 +38,3 @@ def test_prepare_runs_after_sharding_on_the_host(mirrored_strategy):
       prepare=lambda s: tf.strings.length(s), prepare_batch=lambda b: b * 10,
       strategy=mirrored_strategy)
   np.testing.assert_array_equal(got, [20.5] * 7)
-
-
-@pytest.mark.parametrize("accelerator", [False, True])
-def test_prefetches_only_for_an_accelerator(monkeypatch, accelerator):
-  """On the host's CPU a batch is prepared while the model waits (prepared concurrently, decoding
-  and the model share the cores); for an accelerator the host prepares the next one meanwhile.
-  The values are the same either way."""
-  monkeypatch.setattr(sharded, "_has_accelerator", lambda: accelerator)
-  ds = sharded._replica_dataset(lambda: tf.data.Dataset.range(10), lambda x: x * 2, 10, 0, 1,
-                                4, None)  # pylint: disable=protected-access
-  assert (type(ds).__name__ == "_PrefetchDataset") == accelerator, type(ds).__name__
-  assert [b.tolist() for b in ds.as_numpy_iterator()] == [[0, 2, 4, 6], [8, 10, 12, 14],
-                                                          [16, 18, 0, 0]]
-  got = sharded.sharded_map(lambda b: b + 1, lambda: tf.data.Dataset.range(10), 10, 4)
-  assert got.tolist() == list(range(1, 11))
