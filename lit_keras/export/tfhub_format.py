@@ -24,7 +24,8 @@ class _ImageFeatureVector(tf.__internal__.tracking.AutoTrackable):
   """TF-Hub's reusable SavedModel interface of an image model: `__call__(images, training)`,
   `variables`, `trainable_variables`, `regularization_losses`. Only these are saved, not the
   Keras model's layers: the forward pass is one graph function (oneDNN fuses across what were
-  layer boundaries) and loads in a fraction of a second instead of restoring a function per layer.
+  layer boundaries, `docs/benchmarks.md`), and loading restores it instead of a function per
+  layer.
   """
 
   def __init__(self, model):

@@ -8,9 +8,9 @@ BatchNorm epsilon 1e-3, 224-px inputs normalised as (x − 127) / 128 on the 0..
 Each convolution and its BatchNorm are one `ConvBN` layer. At inference (a locked tower, the
 pre-computation, evaluation) it folds the BatchNorm into the kernel and a bias, so that
 TensorFlow's oneDNN build runs convolution, bias and ReLU6 as one fused kernel instead of three
-passes over the activations (`docs/benchmarks.md`, "The README's main job"). In training (an
-unlocked tower) the BatchNorm runs as usual, on batch statistics, and updates its moving
-averages.
+passes over the activations (`docs/benchmarks.md`, "The pre-compute command vs the raw
+image-tower forward"). In training (an unlocked tower) the BatchNorm runs as usual, on batch
+statistics, and updates its moving averages.
 """
 import tensorflow as tf
 import tf_keras
