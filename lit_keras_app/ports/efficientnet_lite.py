@@ -63,7 +63,7 @@ class ConvBN(tf_keras.layers.Layer):
 
   def _folded(self, x):
     bn = self.bn
-    scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + self.epsilon)
+    scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + bn.epsilon)
     shift = bn.beta - bn.moving_mean * scale
     strides = [1, self.strides, self.strides, 1]
     if self.depthwise:  # kernel [kh, kw, C, 1]
@@ -104,8 +104,8 @@ def build(include_top=True, image_size=None):
 
   The convolutions and BatchNorms (inside `ConvBN` layers) are named after the PyTorch state
   dict (`_blocks.3._expand_conv` → `blocks_3_expand_conv`) so that `load_weights` can map every
-  tensor. Returns a model whose output is the pooled
-  1280-d feature vector, or the 1000 ImageNet logits when `include_top`.
+  tensor. Returns a model whose output is the pooled 1280-d feature vector, or the 1000 ImageNet
+  logits when `include_top`.
   """
   L = tf_keras.layers
 

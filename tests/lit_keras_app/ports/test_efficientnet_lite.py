@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
 from lit_keras_app.ports import efficientnet_lite
 
